@@ -1,0 +1,103 @@
+//! The unit of work: anything that runs once on a worker thread and returns a value.
+
+/// A piece of CPU-bound work that a [`Pool`](crate::Pool) runs on one of its threads.
+///
+/// Closures `FnOnce() -> R + Send + 'static` are tasks already; implement the trait for a
+/// named type when the work deserves a name of its own in metrics and traces, or will later
+/// cross a process boundary (keep such a type's fields and output plain data).
+///
+/// # Examples
+///
+/// ```
+/// use offload::Task;
+///
+/// struct Fib(u32);
+///
+/// impl Task for Fib {
+///     type Output = u64;
+///
+///     fn run(self) -> u64 {
+///         fn fib(n: u32) -> u64 {
+///             if n < 2 { n as u64 } else { fib(n - 1) + fib(n - 2) }
+///         }
+///         fib(self.0)
+///     }
+///
+///     fn name(&self) -> &'static str {
+///         "fib"
+///     }
+/// }
+///
+/// assert_eq!(Fib(20).run(), 6765);
+/// assert_eq!(Fib(1).name(), "fib");
+/// ```
+pub trait Task: Send + 'static {
+    /// What the task produces. Fallible tasks return a `Result` here; the pool's own
+    /// [`Error`](crate::Error) wraps it from the outside.
+    type Output: Send + 'static;
+
+    /// Does the work. Runs exactly once, on a pool thread (or on the caller's thread for
+    /// [`Pool::inline`](crate::Pool::inline)).
+    fn run(self) -> Self::Output;
+
+    /// A stable, human-readable name for metrics, spans and logs.
+    ///
+    /// Defaults to the type's short name (`Thumbnail` for `my_app::tasks::Thumbnail`,
+    /// `handler::{{closure}}` for a closure written in `handler`). Override it with a
+    /// constant when the name must survive refactors, for example because dashboards or a
+    /// remote worker fleet key on it.
+    fn name(&self) -> &'static str {
+        short_type_name(std::any::type_name::<Self>())
+    }
+}
+
+impl<F, R> Task for F
+where
+    F: FnOnce() -> R + Send + 'static,
+    R: Send + 'static,
+{
+    type Output = R;
+
+    fn run(self) -> R {
+        self()
+    }
+}
+
+/// Shortens `a::b::Type<c::D>` to `Type` and `a::f::{{closure}}` to `f::{{closure}}`.
+/// It slices the `'static` input, so it never allocates.
+pub(crate) fn short_type_name(full: &'static str) -> &'static str {
+    let base = full.find('<').map_or(full, |i| &full[..i]);
+    let mut parts = base.rsplit("::");
+    let last = parts.next().unwrap_or(base);
+    if last.starts_with("{{") {
+        if let Some(parent) = parts.next() {
+            let start = base.len() - last.len() - "::".len() - parent.len();
+            return &base[start..];
+        }
+    }
+    last
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn short_names() {
+        assert_eq!(short_type_name("a::b::Thumbnail"), "Thumbnail");
+        assert_eq!(short_type_name("Plain"), "Plain");
+        assert_eq!(short_type_name("alloc::vec::Vec<u8>"), "Vec");
+        assert_eq!(
+            short_type_name("app::handler::{{closure}}"),
+            "handler::{{closure}}"
+        );
+        assert_eq!(short_type_name("{{closure}}"), "{{closure}}");
+    }
+
+    #[test]
+    fn closure_is_a_task() {
+        let t = || 2 + 2;
+        assert_eq!(t.name(), "closure_is_a_task::{{closure}}");
+        assert_eq!(Task::run(t), 4);
+    }
+}

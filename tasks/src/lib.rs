@@ -1,0 +1,1 @@
+//! CPU-heavy tasks for [`offload`]: image thumbnails, report aggregation and PDF reports.
