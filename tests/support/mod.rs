@@ -58,11 +58,22 @@ pub fn occupy(pool: &offload::Pool) -> (Gate, Vec<offload::TaskHandle<()>>) {
         .map(|_| {
             let gate = gate.clone();
             let tx = tx.clone();
-            pool.try_run(move || {
+            let mut task = Some(move || {
                 tx.send(()).unwrap();
                 gate.wait();
-            })
-            .unwrap()
+            });
+            // With a tiny queue the previous task may not have left it yet: retry until a
+            // worker picks it up (each one does, promptly, since every thread is idle).
+            loop {
+                match pool.try_run(task.take().unwrap()) {
+                    Ok(handle) => break handle,
+                    Err(e) if e.is_full() => {
+                        task = Some(e.into_task());
+                        std::thread::yield_now();
+                    }
+                    Err(e) => panic!("{e}"),
+                }
+            }
         })
         .collect();
     for _ in 0..pool.threads() {
