@@ -2,6 +2,7 @@
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Mutex, PoisonError};
 use std::time::Duration;
 
 use hdrhistogram::Histogram;
@@ -73,7 +74,6 @@ impl Pair {
 }
 
 /// One thread's latency histograms, overall and per task name.
-#[derive(Clone)]
 pub(crate) struct Slot {
     all: Pair,
     // A handful of names per service: a vector beats hashing here.
@@ -198,16 +198,18 @@ pub struct Metrics {
 }
 
 impl Metrics {
-    pub(crate) fn snapshot(
+    pub(crate) fn snapshot<'a>(
         config: &Config,
         counters: &Counters,
         queued: u64,
         running: u64,
-        slots: impl Iterator<Item = Slot>,
+        slots: impl Iterator<Item = &'a Mutex<Slot>>,
     ) -> Metrics {
         let mut all = Pair::new();
         let mut by_name: BTreeMap<&'static str, Pair> = BTreeMap::new();
         for slot in slots {
+            // Merge under the lock rather than cloning: a worker waits at most this long.
+            let slot = slot.lock().unwrap_or_else(PoisonError::into_inner);
             all.merge(&slot.all);
             for (name, pair) in &slot.by_name {
                 by_name.entry(name).or_insert_with(Pair::new).merge(pair);

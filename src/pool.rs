@@ -205,6 +205,16 @@ impl Pool {
         self.inner.shared.shutdown().await;
     }
 
+    /// Tasks waiting in the queue now: a cheap read, unlike [`metrics`](Pool::metrics).
+    pub fn queued(&self) -> usize {
+        self.inner.shared.load().0 as usize
+    }
+
+    /// Tasks running now: a cheap read, unlike [`metrics`](Pool::metrics).
+    pub fn running(&self) -> usize {
+        self.inner.shared.load().1 as usize
+    }
+
     /// Stops intake without waiting; queued and running tasks still finish.
     pub fn close(&self) {
         self.inner.shared.close();

@@ -3,11 +3,14 @@
 //! Implementation: one packed `AtomicU64` carries the queue length, the number of accepted but
 //! unfinished tasks, and the closed/abandoned flags, so admission (capacity and closed checks)
 //! is a single compare-and-swap and `shutdown` can never miss a task. Tasks wait in one bounded
-//! crossbeam channel per priority; each accepted task also spawns one rayon job, and that job
-//! runs whichever queued task has the highest priority when it starts. Since every spawn
-//! follows its push, there are never fewer queued tasks than rayon jobs looking for one.
+//! crossbeam channel per priority. Up to `threads` rayon jobs ("drainers") take the most
+//! urgent task, run it, and loop until the queues are empty; a submission spawns a drainer
+//! only when fewer than `threads` are active. Under load a task therefore costs no rayon
+//! spawn at all, and a thread returns to rayon (where it can help a task's own `par_iter`)
+//! whenever the queues run dry.
 
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::panic::{self, AssertUnwindSafe};
+use std::sync::atomic::{self, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError, RwLock};
 use std::time::{Duration, Instant};
 
@@ -80,6 +83,8 @@ struct Queue {
 
 pub(crate) struct Shared {
     state: CachePadded<AtomicU64>,
+    /// Active drainer jobs, at most `config.threads`.
+    drainers: CachePadded<AtomicUsize>,
     queues: [Queue; 3],
     /// `None` for an inline pool, and after `shutdown` has joined the threads.
     rayon: RwLock<Option<ThreadPool>>,
@@ -123,6 +128,7 @@ impl Shared {
             .collect();
         Arc::new(Shared {
             state: CachePadded::new(AtomicU64::new(0)),
+            drainers: CachePadded::new(AtomicUsize::new(0)),
             queues: [queue(), queue(), queue()],
             inline: rayon.is_none(),
             rayon: RwLock::new(rayon),
@@ -202,7 +208,7 @@ impl Shared {
         if queue.tx.try_send(job).is_err() {
             tracing::error!("offload: admitted task found no room in its queue");
         }
-        self.spawn_worker_job();
+        self.wake_drainer();
         Ok(TaskHandle::remote(
             Arc::clone(self),
             rx,
@@ -212,40 +218,70 @@ impl Shared {
         ))
     }
 
-    fn spawn_worker_job(self: &Arc<Self>) {
-        let rayon = self.rayon.read().unwrap_or_else(PoisonError::into_inner);
-        match rayon.as_ref() {
-            Some(pool) => {
-                let shared = Arc::clone(self);
-                pool.spawn(move || shared.run_next());
+    /// Makes sure a drainer will see the task just queued.
+    fn wake_drainer(self: &Arc<Self>) {
+        // Pairs with the fence in `drain`: either that drainer sees our task in the queue, or
+        // we see its slot freed and start a new one.
+        atomic::fence(Ordering::SeqCst);
+        if self.try_claim_drainer() {
+            let rayon = self.rayon.read().unwrap_or_else(PoisonError::into_inner);
+            let shared = Arc::clone(self);
+            match rayon.as_ref() {
+                Some(pool) => pool.spawn(move || shared.drain()),
+                // Unreachable by construction (`shutdown` takes the threads only once nothing
+                // is in flight), but if it ever happened the task must still resolve.
+                None => shared.drain(),
             }
-            // Unreachable by construction (`shutdown` takes the threads only once nothing is
-            // in flight), but if it ever happened the task must still resolve.
-            None => self.run_next(),
         }
     }
 
-    /// Takes the most urgent queued task and runs it to its end.
-    fn run_next(&self) {
-        let job = self.pop();
+    fn try_claim_drainer(&self) -> bool {
+        let mut active = self.drainers.load(Ordering::SeqCst);
+        while active < self.config.threads {
+            match self.drainers.compare_exchange_weak(
+                active,
+                active + 1,
+                Ordering::SeqCst,
+                Ordering::SeqCst,
+            ) {
+                Ok(_) => return true,
+                Err(now) => active = now,
+            }
+        }
+        false
+    }
+
+    /// A drainer: runs queued tasks, most urgent first, until the queues are empty.
+    fn drain(&self) {
+        loop {
+            while let Some(job) = self.pop() {
+                // Tasks run under their own panic guard; this one covers what is left, such
+                // as an output whose `Drop` panics, so the drainer count stays exact.
+                let ran = panic::catch_unwind(AssertUnwindSafe(|| self.run(job)));
+                if let Err(payload) = ran {
+                    let message = worker::panic_message(payload.as_ref());
+                    tracing::error!(%message, "offload: panic while finishing a task");
+                }
+            }
+            self.drainers.fetch_sub(1, Ordering::SeqCst);
+            atomic::fence(Ordering::SeqCst);
+            // A task queued after our last look may have seen all drainers busy.
+            if self.queues.iter().all(|q| q.rx.is_empty()) || !self.try_claim_drainer() {
+                return;
+            }
+        }
+    }
+
+    fn pop(&self) -> Option<Job> {
+        self.queues.iter().find_map(|q| q.rx.try_recv().ok())
+    }
+
+    fn run(&self, job: Job) {
         let state = self.state.fetch_sub(QUEUED_ONE, Ordering::AcqRel);
         self.space.notify(1);
         // Counted out of flight even if dropping the task's output panics.
         let _finish = Finish(self);
         job.execute(self, state & ABANDONED != 0);
-    }
-
-    fn pop(&self) -> Job {
-        loop {
-            for queue in &self.queues {
-                if let Ok(job) = queue.rx.try_recv() {
-                    return job;
-                }
-            }
-            // Our task was pushed before this job was spawned, but a concurrent worker may
-            // have taken it and left ours in a queue already scanned; look again.
-            std::thread::yield_now();
-        }
     }
 
     fn finish(&self) {
@@ -316,15 +352,22 @@ impl Shared {
         self.finish();
     }
 
-    pub(crate) fn metrics(&self) -> Metrics {
+    /// Queued and running tasks now.
+    pub(crate) fn load(&self) -> (u64, u64) {
         let state = self.state.load(Ordering::Acquire);
         let queued = queued(state);
-        let running = in_flight(state).saturating_sub(queued);
-        let slots = self
-            .slots
-            .iter()
-            .map(|s| s.lock().unwrap_or_else(PoisonError::into_inner).clone());
-        Metrics::snapshot(&self.config, &self.counters, queued, running, slots)
+        (queued, in_flight(state).saturating_sub(queued))
+    }
+
+    pub(crate) fn metrics(&self) -> Metrics {
+        let (queued, running) = self.load();
+        Metrics::snapshot(
+            &self.config,
+            &self.counters,
+            queued,
+            running,
+            self.slots.iter().map(|s| &**s),
+        )
     }
 
     /// Counts how a task ended, as its caller learned it.
