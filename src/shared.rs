@@ -85,6 +85,8 @@ pub(crate) struct Shared {
     state: CachePadded<AtomicU64>,
     /// Active drainer jobs, at most `config.threads`.
     drainers: CachePadded<AtomicUsize>,
+    /// `run` futures waiting for queue room; workers notify `space` only when there are any.
+    waiters: CachePadded<AtomicUsize>,
     queues: [Queue; 3],
     /// `None` for an inline pool, and after `shutdown` has joined the threads.
     rayon: RwLock<Option<ThreadPool>>,
@@ -129,6 +131,7 @@ impl Shared {
         Arc::new(Shared {
             state: CachePadded::new(AtomicU64::new(0)),
             drainers: CachePadded::new(AtomicUsize::new(0)),
+            waiters: CachePadded::new(AtomicUsize::new(0)),
             queues: [queue(), queue(), queue()],
             inline: rayon.is_none(),
             rayon: RwLock::new(rayon),
@@ -254,13 +257,17 @@ impl Shared {
     /// A drainer: runs queued tasks, most urgent first, until the queues are empty.
     fn drain(&self) {
         loop {
+            let mut now = Instant::now();
             while let Some(job) = self.pop() {
                 // Tasks run under their own panic guard; this one covers what is left, such
                 // as an output whose `Drop` panics, so the drainer count stays exact.
-                let ran = panic::catch_unwind(AssertUnwindSafe(|| self.run(job)));
-                if let Err(payload) = ran {
-                    let message = worker::panic_message(payload.as_ref());
-                    tracing::error!(%message, "offload: panic while finishing a task");
+                match panic::catch_unwind(AssertUnwindSafe(|| self.run(job, now))) {
+                    Ok(ended) => now = ended,
+                    Err(payload) => {
+                        let message = worker::panic_message(payload.as_ref());
+                        tracing::error!(%message, "offload: panic while finishing a task");
+                        now = Instant::now();
+                    }
                 }
             }
             self.drainers.fetch_sub(1, Ordering::SeqCst);
@@ -276,12 +283,16 @@ impl Shared {
         self.queues.iter().find_map(|q| q.rx.try_recv().ok())
     }
 
-    fn run(&self, job: Job) {
-        let state = self.state.fetch_sub(QUEUED_ONE, Ordering::AcqRel);
-        self.space.notify(1);
+    fn run(&self, job: Job, now: Instant) -> Instant {
+        let state = self.state.fetch_sub(QUEUED_ONE, Ordering::SeqCst);
+        // Pairs with `start_waiting`: a waiter either sees the freed slot on its retry, or
+        // is counted here and gets the notification.
+        if self.waiters.load(Ordering::SeqCst) > 0 {
+            self.space.notify(1);
+        }
         // Counted out of flight even if dropping the task's output panics.
         let _finish = Finish(self);
-        job.execute(self, state & ABANDONED != 0);
+        job.execute(self, state & ABANDONED != 0, now)
     }
 
     fn finish(&self) {
@@ -289,6 +300,16 @@ impl Shared {
         if state & CLOSED != 0 && in_flight(state) == 1 {
             self.idle.notify(usize::MAX);
         }
+    }
+
+    /// A `run` future starts waiting for queue room; it retries admission after this.
+    pub(crate) fn start_waiting(&self) {
+        self.waiters.fetch_add(1, Ordering::SeqCst);
+        atomic::fence(Ordering::SeqCst);
+    }
+
+    pub(crate) fn stop_waiting(&self) {
+        self.waiters.fetch_sub(1, Ordering::SeqCst);
     }
 
     /// Waits until a queue slot may have freed up.

@@ -40,8 +40,10 @@ pub(crate) struct Job {
 }
 
 impl Job {
-    pub(crate) fn execute(self, shared: &Shared, abandoned: bool) {
-        self.body.execute(&self.meta, shared, abandoned);
+    /// Runs the task, taking `now` as its start time; returns when it ended (or `now` if
+    /// it did not run), so a drainer reads the clock once per task, not twice.
+    pub(crate) fn execute(self, shared: &Shared, abandoned: bool, now: Instant) -> Instant {
+        self.body.execute(&self.meta, shared, abandoned, now)
     }
 }
 
@@ -59,7 +61,13 @@ pub(crate) fn job<T: Task>(task: T, meta: JobMeta) -> (Job, Reply<T::Output>) {
 
 /// The typed half of a job, behind `dyn` so that one channel carries every task type.
 pub(crate) trait Body: Send + 'static {
-    fn execute(self: Box<Self>, meta: &JobMeta, shared: &Shared, abandoned: bool);
+    fn execute(
+        self: Box<Self>,
+        meta: &JobMeta,
+        shared: &Shared,
+        abandoned: bool,
+        now: Instant,
+    ) -> Instant;
     /// Whether the caller stopped waiting (dropped its future or timed out).
     fn caller_gone(&self) -> bool;
     fn into_any(self: Box<Self>) -> Box<dyn Any>;
@@ -71,30 +79,36 @@ struct TaskJob<T: Task> {
 }
 
 impl<T: Task> Body for TaskJob<T> {
-    fn execute(mut self: Box<Self>, meta: &JobMeta, shared: &Shared, abandoned: bool) {
+    fn execute(
+        mut self: Box<Self>,
+        meta: &JobMeta,
+        shared: &Shared,
+        abandoned: bool,
+        now: Instant,
+    ) -> Instant {
         if abandoned {
             let _ = self.tx.send(Err(Error::Closed));
-            return;
+            return now;
         }
         // Whoever stopped waiting already counted the task as cancelled or timed out.
         if self.tx.is_closed() {
-            return;
+            return now;
         }
-        let started = Instant::now();
-        if meta.expired(started) {
+        if meta.expired(now) {
             let _ = self.tx.send(Err(meta.timed_out()));
-            return;
+            return now;
         }
         let Some(task) = self.task.take() else {
-            return;
+            return now;
         };
         // The job itself stands in thread-local storage while the task runs, so that
         // `is_cancelled` can ask its sender whether the caller is still there.
-        let (result, watch) = invoke(task, meta, shared, started, Some(self));
+        let (result, watch, ended) = invoke(task, meta, shared, now, Some(self));
         if let Some(this) = watch.and_then(|w| w.into_any().downcast::<Self>().ok()) {
             // An error means the caller left meanwhile; it counted that itself.
             let _ = this.tx.send(result);
         }
+        ended
     }
 
     fn caller_gone(&self) -> bool {
@@ -116,14 +130,15 @@ thread_local! {
 }
 
 /// Runs `task` under its span, a panic guard and the cancellation context, then records its
-/// timing. Shared by the worker threads and by inline pools.
+/// timing. Shared by the worker threads and by inline pools. Returns the result, the
+/// watch it was given, and the time the run ended.
 pub(crate) fn invoke<T: Task>(
     task: T,
     meta: &JobMeta,
     shared: &Shared,
     started: Instant,
     watch: Option<Box<dyn Body>>,
-) -> (Result<T::Output, Error>, Option<Box<dyn Body>>) {
+) -> (Result<T::Output, Error>, Option<Box<dyn Body>>, Instant) {
     let wait = started.saturating_duration_since(meta.enqueued);
     let span = tracing::info_span!(
         parent: &meta.parent,
@@ -162,7 +177,7 @@ pub(crate) fn invoke<T: Task>(
             message: panic_message(payload.as_ref()),
         }),
     };
-    (result, current.and_then(|c| c.watch))
+    (result, current.and_then(|c| c.watch), ended)
 }
 
 fn micros(d: Duration) -> u64 {

@@ -105,10 +105,7 @@ async fn the_queue_never_holds_more_than_its_capacity() {
     }
     for s in submitters {
         let most = s.await.unwrap();
-        assert!(
-            most <= capacity,
-            "queued {most} > capacity {capacity}"
-        );
+        assert!(most <= capacity, "queued {most} > capacity {capacity}");
     }
     pool.shutdown().await;
     let m = pool.metrics();
