@@ -1,13 +1,15 @@
 //! The state that every handle, future and worker thread of one pool shares.
 //!
 //! Implementation: one packed `AtomicU64` carries the queue length, the number of accepted but
-//! unfinished tasks, and the closed/abandoned flags, so admission (capacity and closed checks)
-//! is a single compare-and-swap and `shutdown` can never miss a task. Tasks wait in one bounded
-//! crossbeam channel per priority. Up to `threads` rayon jobs ("drainers") take the most
-//! urgent task, run it, and loop until the queues are empty; a submission spawns a drainer
-//! only when fewer than `threads` are active. Under load a task therefore costs no rayon
-//! spawn at all, and a thread returns to rayon (where it can help a task's own `par_iter`)
-//! whenever the queues run dry.
+//! unfinished tasks, the number of active drainers and the closed/abandoned flags. Tasks wait
+//! in one bounded crossbeam channel per priority. A *drainer* is a rayon job that claims a
+//! queued task (a compare-and-swap on the word), pops the most urgent one, runs it, and loops
+//! until nothing is queued; at most `threads` drainers run at once. Admission (capacity and
+//! closed checks, and starting a drainer when fewer than `threads` are active) is one
+//! compare-and-swap, and a drainer retires in the same swap that sees the queue empty, so a
+//! task can never be left without a drainer. Under load a task costs one swap on each side
+//! and no rayon spawn; a thread returns to rayon (where it can help a task's own `par_iter`)
+//! whenever the queue runs dry.
 
 use std::panic::{self, AssertUnwindSafe};
 use std::sync::atomic::{self, AtomicU64, AtomicUsize, Ordering};
@@ -25,19 +27,31 @@ use crate::run::{Options, TaskHandle};
 use crate::task::Task;
 use crate::worker::{self, Job, JobMeta};
 
+// The state word: queued (24 bits) | in flight (24 bits) | drainers (14 bits) | 2 flags.
 const QUEUED_ONE: u64 = 1;
-const QUEUED_MASK: u64 = (1 << 32) - 1;
-const IN_FLIGHT_ONE: u64 = 1 << 32;
-const IN_FLIGHT_MASK: u64 = ((1 << 30) - 1) << 32;
+const IN_FLIGHT_SHIFT: u32 = 24;
+const IN_FLIGHT_ONE: u64 = 1 << IN_FLIGHT_SHIFT;
+const DRAINERS_SHIFT: u32 = 48;
+const DRAINER_ONE: u64 = 1 << DRAINERS_SHIFT;
+const FIELD_MASK: u64 = (1 << 24) - 1;
 const CLOSED: u64 = 1 << 62;
 const ABANDONED: u64 = 1 << 63;
 
+/// Bounds the builder enforces so the fields cannot overflow: queued and running tasks
+/// together stay below 2^24.
+pub(crate) const MAX_QUEUE_CAPACITY: usize = 1 << 23;
+pub(crate) const MAX_THREADS: usize = (1 << 14) - 1;
+
 fn queued(state: u64) -> u64 {
-    state & QUEUED_MASK
+    state & FIELD_MASK
 }
 
 fn in_flight(state: u64) -> u64 {
-    (state & IN_FLIGHT_MASK) >> 32
+    (state >> IN_FLIGHT_SHIFT) & FIELD_MASK
+}
+
+fn drainers(state: u64) -> u64 {
+    (state >> DRAINERS_SHIFT) & ((1 << 14) - 1)
 }
 
 /// Settings fixed at build time.
@@ -83,8 +97,6 @@ struct Queue {
 
 pub(crate) struct Shared {
     state: CachePadded<AtomicU64>,
-    /// Active drainer jobs, at most `config.threads`.
-    drainers: CachePadded<AtomicUsize>,
     /// `run` futures waiting for queue room; workers notify `space` only when there are any.
     waiters: CachePadded<AtomicUsize>,
     queues: [Queue; 3],
@@ -130,7 +142,6 @@ impl Shared {
             .collect();
         Arc::new(Shared {
             state: CachePadded::new(AtomicU64::new(0)),
-            drainers: CachePadded::new(AtomicUsize::new(0)),
             waiters: CachePadded::new(AtomicUsize::new(0)),
             queues: [queue(), queue(), queue()],
             inline: rayon.is_none(),
@@ -152,9 +163,11 @@ impl Shared {
         self.state.load(Ordering::Acquire) & CLOSED != 0
     }
 
-    /// Reserves a queue slot and counts the task in flight, in one step.
-    fn try_admit(&self) -> Result<(), Refusal> {
+    /// Reserves a queue slot and counts the task in flight, in one step. Returns whether the
+    /// caller must start a drainer (fewer than `threads` were active).
+    fn try_admit(&self) -> Result<bool, Refusal> {
         let capacity = self.config.capacity as u64;
+        let threads = self.config.threads as u64;
         let mut state = self.state.load(Ordering::Relaxed);
         loop {
             if state & CLOSED != 0 {
@@ -163,13 +176,16 @@ impl Shared {
             if queued(state) >= capacity {
                 return Err(Refusal::Full);
             }
-            match self.state.compare_exchange_weak(
-                state,
-                state + QUEUED_ONE + IN_FLIGHT_ONE,
-                Ordering::AcqRel,
-                Ordering::Relaxed,
-            ) {
-                Ok(_) => return Ok(()),
+            let start_drainer = drainers(state) < threads;
+            let mut next = state + QUEUED_ONE + IN_FLIGHT_ONE;
+            if start_drainer {
+                next += DRAINER_ONE;
+            }
+            match self
+                .state
+                .compare_exchange_weak(state, next, Ordering::AcqRel, Ordering::Relaxed)
+            {
+                Ok(_) => return Ok(start_drainer),
                 Err(actual) => state = actual,
             }
         }
@@ -198,11 +214,11 @@ impl Shared {
             self.counters.submitted.fetch_add(1, Ordering::Relaxed);
             return Ok(TaskHandle::inline(Arc::clone(self), task, meta));
         }
-        match self.try_admit() {
-            Ok(()) => {}
+        let start_drainer = match self.try_admit() {
+            Ok(start_drainer) => start_drainer,
             Err(Refusal::Full) => return Err(TryRunError::Full(task)),
             Err(Refusal::Closed) => return Err(TryRunError::Closed(task)),
-        }
+        };
         self.counters.submitted.fetch_add(1, Ordering::Relaxed);
         let (job, rx) = worker::job(task, meta);
         let queue = &self.queues[options.priority.queue_index()];
@@ -211,7 +227,9 @@ impl Shared {
         if queue.tx.try_send(job).is_err() {
             tracing::error!("offload: admitted task found no room in its queue");
         }
-        self.wake_drainer();
+        if start_drainer {
+            self.start_drainer();
+        }
         Ok(TaskHandle::remote(
             Arc::clone(self),
             rx,
@@ -221,84 +239,80 @@ impl Shared {
         ))
     }
 
-    /// Makes sure a drainer will see the task just queued.
-    fn wake_drainer(self: &Arc<Self>) {
-        // Pairs with the fence in `drain`: either that drainer sees our task in the queue, or
-        // we see its slot freed and start a new one.
-        atomic::fence(Ordering::SeqCst);
-        if self.try_claim_drainer() {
-            let rayon = self.rayon.read().unwrap_or_else(PoisonError::into_inner);
-            let shared = Arc::clone(self);
-            match rayon.as_ref() {
-                Some(pool) => pool.spawn(move || shared.drain()),
-                // Unreachable by construction (`shutdown` takes the threads only once nothing
-                // is in flight), but if it ever happened the task must still resolve.
-                None => shared.drain(),
-            }
+    fn start_drainer(self: &Arc<Self>) {
+        let rayon = self.rayon.read().unwrap_or_else(PoisonError::into_inner);
+        let shared = Arc::clone(self);
+        match rayon.as_ref() {
+            Some(pool) => pool.spawn(move || shared.drain()),
+            // Unreachable by construction (`shutdown` takes the threads only once nothing is
+            // in flight), but if it ever happened the task must still resolve.
+            None => shared.drain(),
         }
     }
 
-    fn try_claim_drainer(&self) -> bool {
-        let mut active = self.drainers.load(Ordering::SeqCst);
-        while active < self.config.threads {
-            match self.drainers.compare_exchange_weak(
-                active,
-                active + 1,
-                Ordering::SeqCst,
-                Ordering::SeqCst,
-            ) {
-                Ok(_) => return true,
-                Err(now) => active = now,
-            }
-        }
-        false
-    }
-
-    /// A drainer: runs queued tasks, most urgent first, until the queues are empty.
+    /// A drainer: claims and runs queued tasks, most urgent first, until none is left.
     fn drain(&self) {
-        loop {
-            let mut now = Instant::now();
-            while let Some(job) = self.pop() {
-                // Tasks run under their own panic guard; this one covers what is left, such
-                // as an output whose `Drop` panics, so the drainer count stays exact.
-                match panic::catch_unwind(AssertUnwindSafe(|| self.run(job, now))) {
-                    Ok(ended) => now = ended,
-                    Err(payload) => {
-                        let message = worker::panic_message(payload.as_ref());
-                        tracing::error!(%message, "offload: panic while finishing a task");
-                        now = Instant::now();
-                    }
+        let mut finished = false;
+        let mut now = Instant::now();
+        // Each swap retires the previous task (if any) and claims the next one, or retires
+        // the drainer when nothing is queued.
+        while let Some(state) = self.claim_next(std::mem::replace(&mut finished, true)) {
+            let job = self.pop_claimed();
+            if self.waiters.load(Ordering::SeqCst) > 0 {
+                // Pairs with `start_waiting`: a waiter either sees the freed slot on its
+                // retry, or is counted here and gets the notification.
+                self.space.notify(1);
+            }
+            // Tasks run under their own panic guard; this one covers the rest, such as an
+            // output whose `Drop` panics, so the counts in the state word stay exact.
+            let abandoned = state & ABANDONED != 0;
+            match panic::catch_unwind(AssertUnwindSafe(|| job.execute(self, abandoned, now))) {
+                Ok(ended) => now = ended,
+                Err(payload) => {
+                    let message = worker::panic_message(payload.as_ref());
+                    tracing::error!(%message, "offload: panic while finishing a task");
+                    now = Instant::now();
                 }
             }
-            self.drainers.fetch_sub(1, Ordering::SeqCst);
-            atomic::fence(Ordering::SeqCst);
-            // A task queued after our last look may have seen all drainers busy.
-            if self.queues.iter().all(|q| q.rx.is_empty()) || !self.try_claim_drainer() {
-                return;
+        }
+    }
+
+    /// Claims a queued task (returning the state word before the swap), or retires this
+    /// drainer (returning `None`) when nothing is queued. `finished` also retires the task
+    /// this drainer ran last.
+    fn claim_next(&self, finished: bool) -> Option<u64> {
+        let done = if finished { IN_FLIGHT_ONE } else { 0 };
+        let mut state = self.state.load(Ordering::Relaxed);
+        loop {
+            let claim = queued(state) > 0;
+            let next = if claim {
+                state - done - QUEUED_ONE
+            } else {
+                state - done - DRAINER_ONE
+            };
+            match self
+                .state
+                .compare_exchange_weak(state, next, Ordering::SeqCst, Ordering::Relaxed)
+            {
+                Ok(_) => {
+                    if finished && state & CLOSED != 0 && in_flight(next) == 0 {
+                        self.idle.notify(usize::MAX);
+                    }
+                    return claim.then_some(state);
+                }
+                Err(actual) => state = actual,
             }
         }
     }
 
-    fn pop(&self) -> Option<Job> {
-        self.queues.iter().find_map(|q| q.rx.try_recv().ok())
-    }
-
-    fn run(&self, job: Job, now: Instant) -> Instant {
-        let state = self.state.fetch_sub(QUEUED_ONE, Ordering::SeqCst);
-        // Pairs with `start_waiting`: a waiter either sees the freed slot on its retry, or
-        // is counted here and gets the notification.
-        if self.waiters.load(Ordering::SeqCst) > 0 {
-            self.space.notify(1);
-        }
-        // Counted out of flight even if dropping the task's output panics.
-        let _finish = Finish(self);
-        job.execute(self, state & ABANDONED != 0, now)
-    }
-
-    fn finish(&self) {
-        let state = self.state.fetch_sub(IN_FLIGHT_ONE, Ordering::AcqRel);
-        if state & CLOSED != 0 && in_flight(state) == 1 {
-            self.idle.notify(usize::MAX);
+    /// Pops a claimed task. Its submitter pushes right after admission, so if the queues
+    /// look empty the push is a moment away.
+    fn pop_claimed(&self) -> Job {
+        loop {
+            if let Some(job) = self.queues.iter().find_map(|q| q.rx.try_recv().ok()) {
+                return job;
+            }
+            std::thread::yield_now();
         }
     }
 
@@ -370,7 +384,10 @@ impl Shared {
     }
 
     pub(crate) fn inline_finished(&self) {
-        self.finish();
+        let state = self.state.fetch_sub(IN_FLIGHT_ONE, Ordering::AcqRel);
+        if state & CLOSED != 0 && in_flight(state) == 1 {
+            self.idle.notify(usize::MAX);
+        }
     }
 
     /// Queued and running tasks now.
@@ -398,13 +415,5 @@ impl Shared {
 
     pub(crate) fn count_rejected(&self) {
         self.counters.rejected.fetch_add(1, Ordering::Relaxed);
-    }
-}
-
-struct Finish<'a>(&'a Shared);
-
-impl Drop for Finish<'_> {
-    fn drop(&mut self) {
-        self.0.finish();
     }
 }
