@@ -119,7 +119,7 @@ pub struct Latency {
 }
 
 impl Latency {
-    fn of(h: &Histogram<u64>) -> Latency {
+    pub(crate) fn of(h: &Histogram<u64>) -> Latency {
         if h.is_empty() {
             return Latency::default();
         }
@@ -195,6 +195,9 @@ pub struct Metrics {
     pub overall: TaskLatency,
     /// The same per [`Task::name`](crate::Task::name), sorted by name.
     pub tasks: BTreeMap<String, TaskLatency>,
+    /// How late the async runtime runs timers, when
+    /// [`Pool::monitor_reactor`](crate::Pool::monitor_reactor) is on.
+    pub reactor_lag: Option<Latency>,
 }
 
 impl Metrics {
@@ -204,6 +207,7 @@ impl Metrics {
         queued: u64,
         running: u64,
         slots: impl Iterator<Item = &'a Mutex<Slot>>,
+        reactor_lag: Option<Latency>,
     ) -> Metrics {
         let mut all = Pair::new();
         let mut by_name: BTreeMap<&'static str, Pair> = BTreeMap::new();
@@ -236,6 +240,7 @@ impl Metrics {
                 .iter()
                 .map(|(name, pair)| ((*name).to_owned(), latency(pair)))
                 .collect(),
+            reactor_lag,
         }
     }
 

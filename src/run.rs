@@ -269,9 +269,12 @@ impl Timer {
     }
 }
 
+/// An inline task, run by the first poll.
+type InlineRun<O> = Box<dyn FnOnce(&Shared) -> Result<O, Error> + Send>;
+
 enum State<O> {
     Remote(Reply<O>),
-    Inline(Box<dyn FnOnce(&Shared) -> Result<O, Error> + Send>),
+    Inline(InlineRun<O>),
     Done,
 }
 

@@ -112,6 +112,7 @@ pub(crate) struct Shared {
     slots: Box<[CachePadded<Mutex<Slot>>]>,
     pub(crate) config: Config,
     exits: Arc<ThreadExits>,
+    pub(crate) reactor_lag: std::sync::OnceLock<crate::lag::ReactorLag>,
 }
 
 /// Why a task was not admitted.
@@ -152,6 +153,7 @@ impl Shared {
             slots,
             config,
             exits,
+            reactor_lag: std::sync::OnceLock::new(),
         })
     }
 
@@ -405,6 +407,7 @@ impl Shared {
             queued,
             running,
             self.slots.iter().map(|s| &**s),
+            self.reactor_lag.get().map(crate::lag::ReactorLag::snapshot),
         )
     }
 

@@ -125,6 +125,9 @@ struct Current {
     deadline: Option<Instant>,
 }
 
+/// What [`invoke`] hands back: the result, the watch it was given, and when the run ended.
+pub(crate) type Invoked<O> = (Result<O, Error>, Option<Box<dyn Body>>, Instant);
+
 thread_local! {
     static CURRENT: RefCell<Option<Current>> = const { RefCell::new(None) };
 }
@@ -138,7 +141,7 @@ pub(crate) fn invoke<T: Task>(
     shared: &Shared,
     started: Instant,
     watch: Option<Box<dyn Body>>,
-) -> (Result<T::Output, Error>, Option<Box<dyn Body>>, Instant) {
+) -> Invoked<T::Output> {
     let wait = started.saturating_duration_since(meta.enqueued);
     let span = tracing::info_span!(
         parent: &meta.parent,
