@@ -10,7 +10,9 @@ use support::{decode, encode, fixture, red_disc_on_transparent, sniffed};
 
 #[test]
 fn smoke() {
-    let out = Thumbnail::fit(fixture("astronaut_200.png"), 64, 64).run().unwrap();
+    let out = Thumbnail::fit(fixture("astronaut_200.png"), 64, 64)
+        .run()
+        .unwrap();
     assert_eq!(out.format, Format::Jpeg);
     assert_eq!(sniffed(&out.bytes), ImageFormat::Jpeg);
     assert_eq!((out.width, out.height), (64, 64));
@@ -24,7 +26,10 @@ fn every_output_format_is_what_it_says() {
         (Format::Png, ImageFormat::Png, "image/png"),
         (Format::WebP, ImageFormat::WebP, "image/webp"),
     ] {
-        let out = Thumbnail::fit(src.clone(), 120, 120).format(format).run().unwrap();
+        let out = Thumbnail::fit(src.clone(), 120, 120)
+            .format(format)
+            .run()
+            .unwrap();
         assert_eq!(out.format, format);
         assert_eq!(sniffed(&out.bytes), expected);
         assert_eq!(format.mime_type(), mime);
@@ -35,9 +40,17 @@ fn every_output_format_is_what_it_says() {
 #[test]
 fn every_input_format_decodes() {
     let photo = image::load_from_memory(&fixture("astronaut_200.png")).unwrap();
-    for format in [ImageFormat::Png, ImageFormat::Jpeg, ImageFormat::WebP, ImageFormat::Gif] {
+    for format in [
+        ImageFormat::Png,
+        ImageFormat::Jpeg,
+        ImageFormat::WebP,
+        ImageFormat::Gif,
+    ] {
         let src = encode(&DynamicImage::ImageRgba8(photo.to_rgba8()), format);
-        let out = Thumbnail::fit(src, 50, 50).format(Format::Png).run().unwrap();
+        let out = Thumbnail::fit(src, 50, 50)
+            .format(Format::Png)
+            .run()
+            .unwrap();
         assert_eq!((out.width, out.height), (50, 50), "{format:?}");
         // Whatever the codec, the thumbnail of the same photo looks the same: compare with
         // the PNG-sourced thumbnail.
@@ -66,9 +79,13 @@ fn gif_first_frame() {
     let mut gif = Vec::new();
     {
         let mut enc = GifEncoder::new(&mut gif);
-        enc.encode_frames([frame([0, 0, 255, 255]), frame([255, 0, 0, 255])]).unwrap();
+        enc.encode_frames([frame([0, 0, 255, 255]), frame([255, 0, 0, 255])])
+            .unwrap();
     }
-    let out = Thumbnail::fit(gif, 20, 20).format(Format::Png).run().unwrap();
+    let out = Thumbnail::fit(gif, 20, 20)
+        .format(Format::Png)
+        .run()
+        .unwrap();
     assert_eq!((out.width, out.height), (20, 10));
     let p = decode(&out.bytes).get_pixel(10, 5).0;
     assert!(p[2] > 200 && p[0] < 50, "first frame is blue, got {p:?}");
@@ -82,7 +99,9 @@ fn format_comes_from_bytes_not_labels() {
     let err = Thumbnail::fit(png, 10, 10).run().unwrap_err();
     assert!(err.is_unsupported_format(), "{err}");
     // A WebP container without the WEBP form type is not WebP.
-    let err = Thumbnail::fit(b"RIFF\0\0\0\0WAVEfmt ".to_vec(), 10, 10).run().unwrap_err();
+    let err = Thumbnail::fit(b"RIFF\0\0\0\0WAVEfmt ".to_vec(), 10, 10)
+        .run()
+        .unwrap_err();
     assert_eq!(
         err,
         ThumbnailError::UnsupportedFormat {
@@ -100,9 +119,15 @@ fn transparent_png_to_jpeg_is_painted_on_white() {
     let out = Thumbnail::fit(src, 100, 100).run().unwrap();
     let img = decode(&out.bytes);
     let corner = img.get_pixel(2, 2).0;
-    assert!(corner[..3].iter().all(|&c| c > 245), "corner is {corner:?}, not white");
+    assert!(
+        corner[..3].iter().all(|&c| c > 245),
+        "corner is {corner:?}, not white"
+    );
     let centre = img.get_pixel(50, 50).0;
-    assert!(centre[0] > 230 && centre[1] < 30, "centre is {centre:?}, not red");
+    assert!(
+        centre[0] > 230 && centre[1] < 30,
+        "centre is {centre:?}, not red"
+    );
 }
 
 #[test]
@@ -111,9 +136,15 @@ fn transparent_png_to_jpeg_on_chosen_background() {
         &DynamicImage::ImageRgba8(red_disc_on_transparent(200, 200)),
         ImageFormat::Png,
     );
-    let out = Thumbnail::fit(src, 100, 100).background([0, 0, 255]).run().unwrap();
+    let out = Thumbnail::fit(src, 100, 100)
+        .background([0, 0, 255])
+        .run()
+        .unwrap();
     let corner = decode(&out.bytes).get_pixel(2, 2).0;
-    assert!(corner[2] > 230 && corner[0] < 30, "corner is {corner:?}, not blue");
+    assert!(
+        corner[2] > 230 && corner[0] < 30,
+        "corner is {corner:?}, not blue"
+    );
 }
 
 #[test]
@@ -123,9 +154,16 @@ fn png_and_webp_output_keep_alpha() {
         ImageFormat::Png,
     );
     for format in [Format::Png, Format::WebP] {
-        let out = Thumbnail::fit(src.clone(), 100, 100).format(format).run().unwrap();
+        let out = Thumbnail::fit(src.clone(), 100, 100)
+            .format(format)
+            .run()
+            .unwrap();
         let img = decode(&out.bytes);
-        assert_eq!(img.get_pixel(2, 2).0[3], 0, "{format}: corner should stay transparent");
+        assert_eq!(
+            img.get_pixel(2, 2).0[3],
+            0,
+            "{format}: corner should stay transparent"
+        );
         let centre = img.get_pixel(50, 50).0;
         assert_eq!(centre, [255, 0, 0, 255], "{format}: centre");
         // Premultiplied resizing: no dark fringe where red meets transparent black.

@@ -35,8 +35,18 @@ fn documented_example_6028x3391_into_256_gives_256x144() {
 #[test]
 fn fit_inside_many_boxes() {
     let src = fixture("seeding_1200x675.jpg");
-    for (bw, bh) in [(256, 256), (100, 300), (300, 100), (640, 360), (1, 1), (1199, 1199)] {
-        let out = Thumbnail::fit(src.clone(), bw, bh).format(Format::Png).run().unwrap();
+    for (bw, bh) in [
+        (256, 256),
+        (100, 300),
+        (300, 100),
+        (640, 360),
+        (1, 1),
+        (1199, 1199),
+    ] {
+        let out = Thumbnail::fit(src.clone(), bw, bh)
+            .format(Format::Png)
+            .run()
+            .unwrap();
         let (w, h) = if 1200 * bh >= 675 * bw {
             (bw, round_div(675, bw, 1200).max(1))
         } else {
@@ -51,12 +61,22 @@ fn fit_inside_many_boxes() {
 fn never_upscales_unless_asked() {
     let src = fixture("astronaut_200.png");
     for fit in [Fit::Inside, Fit::Cover, Fit::Exact] {
-        let out = Thumbnail::fit(src.clone(), 400, 400).fit_mode(fit).run().unwrap();
+        let out = Thumbnail::fit(src.clone(), 400, 400)
+            .fit_mode(fit)
+            .run()
+            .unwrap();
         assert_eq!((out.width, out.height), (200, 200), "{fit:?}");
     }
-    let out = Thumbnail::fit(src.clone(), 400, 300).allow_upscale(true).run().unwrap();
+    let out = Thumbnail::fit(src.clone(), 400, 300)
+        .allow_upscale(true)
+        .run()
+        .unwrap();
     assert_eq!((out.width, out.height), (300, 300));
-    let out = Thumbnail::fit(src.clone(), 400, 300).exact().allow_upscale(true).run().unwrap();
+    let out = Thumbnail::fit(src.clone(), 400, 300)
+        .exact()
+        .allow_upscale(true)
+        .run()
+        .unwrap();
     assert_eq!((out.width, out.height), (400, 300));
     // Cover without upscaling keeps scale 1 and cuts what the box cannot hold.
     let out = Thumbnail::fit(src, 300, 100).cover().run().unwrap();
@@ -68,7 +88,11 @@ fn cover_fills_and_crops_centre() {
     // 400x200: red | green over blue | white. A 100x100 cover cuts 100 px from each side,
     // so the quadrant colours stay where they were, each now a quarter of the square.
     let src = jpeg(&quadrants(400, 200));
-    let out = Thumbnail::fit(src, 100, 100).cover().format(Format::Png).run().unwrap();
+    let out = Thumbnail::fit(src, 100, 100)
+        .cover()
+        .format(Format::Png)
+        .run()
+        .unwrap();
     assert_eq!((out.width, out.height), (100, 100));
     let img = decode(&out.bytes);
     let names = support::quadrant_colours(&img).map(support::classify);
@@ -84,7 +108,11 @@ fn cover_crop_removes_outer_columns() {
         1 => image::Rgb([0, 255, 0]),
         _ => image::Rgb([0, 0, 255]),
     });
-    let out = Thumbnail::fit(jpeg(&bands), 50, 50).cover().format(Format::Png).run().unwrap();
+    let out = Thumbnail::fit(jpeg(&bands), 50, 50)
+        .cover()
+        .format(Format::Png)
+        .run()
+        .unwrap();
     let img = decode(&out.bytes);
     for x in [3, 25, 46] {
         let p = img.get_pixel(x, 25).0;

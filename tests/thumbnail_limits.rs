@@ -9,7 +9,9 @@ use support::{fixture, gif_bomb, jpeg_bomb, png_bomb};
 
 #[test]
 fn smoke() {
-    let err = Thumbnail::fit(jpeg_bomb(60000, 60000), 256, 256).run().unwrap_err();
+    let err = Thumbnail::fit(jpeg_bomb(60000, 60000), 256, 256)
+        .run()
+        .unwrap_err();
     assert_eq!(
         err,
         ThumbnailError::TooManyPixels {
@@ -46,7 +48,10 @@ fn pixel_limit_is_configurable() {
         max_pixels: 1200 * 675 - 1,
         ..Limits::default()
     };
-    let err = Thumbnail::fit(src.clone(), 64, 64).limits(limits).run().unwrap_err();
+    let err = Thumbnail::fit(src.clone(), 64, 64)
+        .limits(limits)
+        .run()
+        .unwrap_err();
     assert!(err.is_too_large());
     let limits = Limits {
         max_pixels: 1200 * 675,
@@ -63,8 +68,17 @@ fn byte_limit_is_configurable() {
         max_input_bytes: len - 1,
         ..Limits::default()
     };
-    let err = Thumbnail::fit(src.clone(), 64, 64).limits(tight).run().unwrap_err();
-    assert_eq!(err, ThumbnailError::InputTooLarge { size: len, max: len - 1 });
+    let err = Thumbnail::fit(src.clone(), 64, 64)
+        .limits(tight)
+        .run()
+        .unwrap_err();
+    assert_eq!(
+        err,
+        ThumbnailError::InputTooLarge {
+            size: len,
+            max: len - 1
+        }
+    );
     let exact = Limits {
         max_input_bytes: len,
         ..Limits::default()
@@ -103,7 +117,9 @@ fn jpeg_without_end_marker_is_undecodable() {
     // libjpeg-turbo only warns here; the task treats every warning as corruption.
     let full = fixture("seeding_1200x675.jpg");
     assert_eq!(&full[full.len() - 2..], &[0xFF, 0xD9]);
-    let err = Thumbnail::fit(full[..full.len() - 2].to_vec(), 64, 64).run().unwrap_err();
+    let err = Thumbnail::fit(full[..full.len() - 2].to_vec(), 64, 64)
+        .run()
+        .unwrap_err();
     assert!(err.is_undecodable(), "{err:?}");
 }
 
@@ -122,7 +138,10 @@ fn corrupt_bytes_never_panic() {
             match Thumbnail::fit(bad, 64, 64).format(Format::Png).run() {
                 Ok(out) => assert_eq!(out.width, 64),
                 Err(e) => assert!(
-                    matches!(e.kind(), ErrorKind::Undecodable | ErrorKind::UnsupportedFormat | ErrorKind::TooLarge),
+                    matches!(
+                        e.kind(),
+                        ErrorKind::Undecodable | ErrorKind::UnsupportedFormat | ErrorKind::TooLarge
+                    ),
                     "{name} at {at}: {e:?}"
                 ),
             }
@@ -140,10 +159,20 @@ fn unsupported_formats_are_named() {
     ];
     for (bytes, name) in cases {
         let err = Thumbnail::fit(bytes.to_vec(), 10, 10).run().unwrap_err();
-        assert_eq!(err, ThumbnailError::UnsupportedFormat { detected: name.into() });
+        assert_eq!(
+            err,
+            ThumbnailError::UnsupportedFormat {
+                detected: name.into()
+            }
+        );
         assert_eq!(err.kind(), ErrorKind::UnsupportedFormat);
     }
-    assert!(Thumbnail::fit(Vec::new(), 10, 10).run().unwrap_err().is_unsupported_format());
+    assert!(
+        Thumbnail::fit(Vec::new(), 10, 10)
+            .run()
+            .unwrap_err()
+            .is_unsupported_format()
+    );
 }
 
 #[test]
@@ -157,7 +186,9 @@ fn bad_parameters_are_typed_errors() {
         Thumbnail::fit(src.clone(), 100, 100).quality(101),
         // 60000x60000 output is over the default pixel limit.
         Thumbnail::fit(src.clone(), 60_000, 60_000).allow_upscale(true),
-        Thumbnail::fit(src.clone(), 20_000, 20_000).allow_upscale(true).format(Format::WebP),
+        Thumbnail::fit(src.clone(), 20_000, 20_000)
+            .allow_upscale(true)
+            .format(Format::WebP),
     ];
     for task in bad {
         let shown = format!("{task:?}");
@@ -172,7 +203,9 @@ fn bad_parameters_are_typed_errors() {
 
 #[test]
 fn errors_are_serde_data() {
-    let err = Thumbnail::fit(jpeg_bomb(60000, 60000), 256, 256).run().unwrap_err();
+    let err = Thumbnail::fit(jpeg_bomb(60000, 60000), 256, 256)
+        .run()
+        .unwrap_err();
     let json = serde_json::to_string(&err).unwrap();
     let back: ThumbnailError = serde_json::from_str(&json).unwrap();
     assert_eq!(back, err);

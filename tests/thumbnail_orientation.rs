@@ -6,7 +6,9 @@ mod support;
 
 use image::metadata::Orientation;
 use offload_tasks::thumbnail::{Format, Thumbnail};
-use support::{classify, decode, jpeg, quadrant_colours, quadrants, stored_for, with_exif_orientation};
+use support::{
+    classify, decode, jpeg, quadrant_colours, quadrants, stored_for, with_exif_orientation,
+};
 
 const ALL: [Orientation; 8] = [
     Orientation::NoTransforms,
@@ -26,7 +28,10 @@ fn smoke() {
     let stored = stored_for(&upright, Orientation::Rotate90);
     assert_eq!(stored.dimensions(), (160, 320));
     let src = with_exif_orientation(&jpeg(&stored), 6);
-    let out = Thumbnail::fit(src, 100, 100).format(Format::Png).run().unwrap();
+    let out = Thumbnail::fit(src, 100, 100)
+        .format(Format::Png)
+        .run()
+        .unwrap();
     assert_eq!((out.width, out.height), (100, 50));
     let names = quadrant_colours(&decode(&out.bytes)).map(classify);
     assert_eq!(names, ["red", "green", "blue", "white"]);
@@ -39,7 +44,10 @@ fn every_orientation_comes_out_upright() {
         let stored = stored_for(&upright, o);
         let src = with_exif_orientation(&jpeg(&stored), u16::from(o.to_exif()));
         for format in [Format::Jpeg, Format::Png] {
-            let out = Thumbnail::fit(src.clone(), 128, 128).format(format).run().unwrap();
+            let out = Thumbnail::fit(src.clone(), 128, 128)
+                .format(format)
+                .run()
+                .unwrap();
             assert_eq!((out.width, out.height), (128, 64), "{o:?} {format}");
             let img = decode(&out.bytes);
             assert_eq!(img.dimensions(), (128, 64));
@@ -54,9 +62,17 @@ fn orientation_applies_with_cover_and_exact() {
     let upright = quadrants(300, 100);
     let stored = stored_for(&upright, Orientation::Rotate270);
     let src = with_exif_orientation(&jpeg(&stored), 8);
-    let out = Thumbnail::fit(src.clone(), 60, 60).cover().format(Format::Png).run().unwrap();
+    let out = Thumbnail::fit(src.clone(), 60, 60)
+        .cover()
+        .format(Format::Png)
+        .run()
+        .unwrap();
     assert_eq!((out.width, out.height), (60, 60));
-    let out = Thumbnail::fit(src, 90, 20).exact().format(Format::Png).run().unwrap();
+    let out = Thumbnail::fit(src, 90, 20)
+        .exact()
+        .format(Format::Png)
+        .run()
+        .unwrap();
     assert_eq!((out.width, out.height), (90, 20));
     let names = quadrant_colours(&decode(&out.bytes)).map(classify);
     assert_eq!(names, ["red", "green", "blue", "white"]);
@@ -65,7 +81,10 @@ fn orientation_applies_with_cover_and_exact() {
 #[test]
 fn invalid_orientation_value_is_ignored() {
     let src = with_exif_orientation(&jpeg(&quadrants(200, 100)), 42);
-    let out = Thumbnail::fit(src, 100, 100).format(Format::Png).run().unwrap();
+    let out = Thumbnail::fit(src, 100, 100)
+        .format(Format::Png)
+        .run()
+        .unwrap();
     assert_eq!((out.width, out.height), (100, 50));
 }
 
@@ -74,8 +93,17 @@ fn metadata_is_not_copied() {
     let src = with_exif_orientation(&jpeg(&quadrants(200, 100)), 3);
     assert!(src.windows(6).any(|w| w == b"Exif\0\0"));
     for format in [Format::Jpeg, Format::Png, Format::WebP] {
-        let out = Thumbnail::fit(src.clone(), 50, 50).format(format).run().unwrap();
-        assert!(!out.bytes.windows(4).any(|w| w == b"Exif"), "{format} kept EXIF");
-        assert!(!out.bytes.windows(4).any(|w| w == b"eXIf"), "{format} kept eXIf");
+        let out = Thumbnail::fit(src.clone(), 50, 50)
+            .format(format)
+            .run()
+            .unwrap();
+        assert!(
+            !out.bytes.windows(4).any(|w| w == b"Exif"),
+            "{format} kept EXIF"
+        );
+        assert!(
+            !out.bytes.windows(4).any(|w| w == b"eXIf"),
+            "{format} kept eXIf"
+        );
     }
 }

@@ -45,7 +45,10 @@ fn psnr_for_png_input() {
     // PNG output measures the resampling alone: on a 64 px crop of a detailed picture,
     // JPEG quality 80 by itself costs a few dB.
     let src = fixture("astronaut_200.png");
-    let out = Thumbnail::fit(src.clone(), 64, 64).format(Format::Png).run().unwrap();
+    let out = Thumbnail::fit(src.clone(), 64, 64)
+        .format(Format::Png)
+        .run()
+        .unwrap();
     let db = psnr(&decode(&out.bytes), &reference(&src, 64, 64));
     assert!(db >= 30.0, "{db:.2} dB");
 }
@@ -55,8 +58,14 @@ fn fine_stripes_do_not_alias() {
     // One-pixel black/white lines: a point-sampling resizer returns stripes, moire or a flat
     // black or white; a proper low-pass filter returns an even mid grey.
     let stripes = GrayImage::from_fn(999, 999, |_, y| Luma([if y % 2 == 0 { 0 } else { 255 }]));
-    let png = encode(&image::DynamicImage::ImageLuma8(stripes), image::ImageFormat::Png);
-    let out = Thumbnail::fit(png, 100, 100).format(Format::Png).run().unwrap();
+    let png = encode(
+        &image::DynamicImage::ImageLuma8(stripes),
+        image::ImageFormat::Png,
+    );
+    let out = Thumbnail::fit(png, 100, 100)
+        .format(Format::Png)
+        .run()
+        .unwrap();
     let img = decode(&out.bytes);
     for p in img.pixels() {
         assert!((110..=145).contains(&p[0]), "aliased pixel {p:?}");

@@ -92,7 +92,12 @@ fn color_type(raster: &Raster) -> ExtendedColorType {
 pub(crate) fn encode_png(raster: &Raster) -> Result<Vec<u8>, ThumbnailError> {
     let mut out = Vec::new();
     PngEncoder::new(&mut out)
-        .write_image(&raster.data, raster.width, raster.height, color_type(raster))
+        .write_image(
+            &raster.data,
+            raster.width,
+            raster.height,
+            color_type(raster),
+        )
         .map_err(|e| ThumbnailError::encode(Format::Png, e))?;
     Ok(out)
 }
@@ -101,7 +106,12 @@ pub(crate) fn encode_png(raster: &Raster) -> Result<Vec<u8>, ThumbnailError> {
 pub(crate) fn encode_webp(raster: &Raster) -> Result<Vec<u8>, ThumbnailError> {
     let mut out = Vec::new();
     WebPEncoder::new_lossless(&mut out)
-        .encode(&raster.data, raster.width, raster.height, color_type(raster))
+        .encode(
+            &raster.data,
+            raster.width,
+            raster.height,
+            color_type(raster),
+        )
         .map_err(|e| ThumbnailError::encode(Format::WebP, e))?;
     Ok(out)
 }

@@ -83,7 +83,14 @@ fn mul_div_round(a: u32, b: u32, c: u32) -> u32 {
 /// Computes the output size and source crop.
 ///
 /// All dimensions must be non-zero (checked by the caller).
-pub(crate) fn plan(src_w: u32, src_h: u32, box_w: u32, box_h: u32, fit: Fit, upscale: bool) -> Plan {
+pub(crate) fn plan(
+    src_w: u32,
+    src_h: u32,
+    box_w: u32,
+    box_h: u32,
+    fit: Fit,
+    upscale: bool,
+) -> Plan {
     // The box is relatively wider than the source when box_w / box_h >= src_w / src_h.
     let box_wider = u64::from(box_w) * u64::from(src_h) >= u64::from(box_h) * u64::from(src_w);
     match fit {
@@ -177,16 +184,40 @@ mod tests {
     fn cover_crops_centre() {
         let p = plan(400, 200, 100, 100, Fit::Cover, false);
         assert_eq!((p.out_w, p.out_h), (100, 100));
-        assert_eq!(p.crop, Crop { left: 100.0, top: 0.0, width: 200.0, height: 200.0 });
+        assert_eq!(
+            p.crop,
+            Crop {
+                left: 100.0,
+                top: 0.0,
+                width: 200.0,
+                height: 200.0
+            }
+        );
         let p = plan(200, 400, 100, 50, Fit::Cover, false);
-        assert_eq!(p.crop, Crop { left: 0.0, top: 150.0, width: 200.0, height: 100.0 });
+        assert_eq!(
+            p.crop,
+            Crop {
+                left: 0.0,
+                top: 150.0,
+                width: 200.0,
+                height: 100.0
+            }
+        );
     }
 
     #[test]
     fn cover_without_upscale_cuts_at_scale_one() {
         let p = plan(100, 80, 200, 50, Fit::Cover, false);
         assert_eq!((p.out_w, p.out_h), (100, 50));
-        assert_eq!(p.crop, Crop { left: 0.0, top: 15.0, width: 100.0, height: 50.0 });
+        assert_eq!(
+            p.crop,
+            Crop {
+                left: 0.0,
+                top: 15.0,
+                width: 100.0,
+                height: 50.0
+            }
+        );
     }
 
     #[test]

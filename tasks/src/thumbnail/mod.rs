@@ -420,7 +420,10 @@ impl offload::Task for Thumbnail {
 /// - [`Undecodable`](ThumbnailError::Undecodable): corrupt or truncated data. JPEG decoding
 ///   is strict: data libjpeg-turbo only warns about (a truncated file, garbage between
 ///   segments) is an error rather than a grey-filled image.
-pub fn thumbnail(bytes: &[u8], options: &ThumbnailOptions) -> Result<ThumbnailOutput, ThumbnailError> {
+pub fn thumbnail(
+    bytes: &[u8],
+    options: &ThumbnailOptions,
+) -> Result<ThumbnailOutput, ThumbnailError> {
     options.validate()?;
     let limits = &options.limits;
     let size = u64::try_from(bytes.len()).unwrap_or(u64::MAX);

@@ -30,7 +30,8 @@ pub(crate) fn resize(
     } else {
         PixelType::U8x3
     };
-    let src_view = ImageRef::new(src.width, src.height, &src.data, pixel_type).map_err(|e| err(&e))?;
+    let src_view =
+        ImageRef::new(src.width, src.height, &src.data, pixel_type).map_err(|e| err(&e))?;
     let mut dst = Image::new(width, height, pixel_type);
     let options = ResizeOptions::new()
         .resize_alg(ResizeAlg::Convolution(FilterType::Lanczos3))

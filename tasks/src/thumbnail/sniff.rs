@@ -49,10 +49,16 @@ mod tests {
 
     #[test]
     fn recognises_supported_magic() {
-        assert_eq!(sniff(b"\xFF\xD8\xFF\xE0rest").ok(), Some(SourceFormat::Jpeg));
+        assert_eq!(
+            sniff(b"\xFF\xD8\xFF\xE0rest").ok(),
+            Some(SourceFormat::Jpeg)
+        );
         assert_eq!(sniff(b"\x89PNG\r\n\x1a\n").ok(), Some(SourceFormat::Png));
         assert_eq!(sniff(b"GIF89a...").ok(), Some(SourceFormat::Gif));
-        assert_eq!(sniff(b"RIFF\0\0\0\0WEBPVP8 ").ok(), Some(SourceFormat::WebP));
+        assert_eq!(
+            sniff(b"RIFF\0\0\0\0WEBPVP8 ").ok(),
+            Some(SourceFormat::WebP)
+        );
     }
 
     #[test]
