@@ -1,0 +1,188 @@
+//! Configuration for a [`Pool`]: thread count, queue bound, names and hooks.
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::error::BuildError;
+use crate::pool::Pool;
+use crate::shared::{Config, Shared};
+
+type Hook = Arc<dyn Fn() + Send + Sync>;
+
+/// Builds a [`Pool`] with custom settings. Created by [`Pool::builder`].
+///
+/// # Examples
+///
+/// ```
+/// use std::time::Duration;
+///
+/// let pool = offload::Pool::builder()
+///     .threads(4)
+///     .queue_capacity(256)
+///     .thread_name("resize")
+///     .slow_task_threshold(Duration::from_secs(1))
+///     .build()?;
+/// assert_eq!(pool.threads(), 4);
+/// assert_eq!(pool.queue_capacity(), 256);
+/// # Ok::<(), offload::BuildError>(())
+/// ```
+#[must_use = "a builder does nothing until `build` is called"]
+pub struct Builder {
+    threads: Option<usize>,
+    queue_capacity: Option<usize>,
+    thread_name: String,
+    stack_size: Option<usize>,
+    slow_task_threshold: Duration,
+    on_thread_start: Option<Hook>,
+    on_thread_stop: Option<Hook>,
+}
+
+/// The largest queue capacity the pool's packed state word can count.
+pub(crate) const MAX_QUEUE_CAPACITY: usize = (1 << 31) - 1;
+
+impl Builder {
+    pub(crate) fn new() -> Builder {
+        Builder {
+            threads: None,
+            queue_capacity: None,
+            thread_name: "offload".to_owned(),
+            stack_size: None,
+            slow_task_threshold: Duration::from_secs(2),
+            on_thread_start: None,
+            on_thread_stop: None,
+        }
+    }
+
+    /// Sets the number of worker threads.
+    ///
+    /// Default: the number of CPUs available to the process (`num_cpus::get()`).
+    ///
+    /// # Panics
+    ///
+    /// Panics if `threads` is 0.
+    #[track_caller]
+    pub fn threads(mut self, threads: usize) -> Builder {
+        assert!(threads > 0, "a pool needs at least one thread");
+        self.threads = Some(threads);
+        self
+    }
+
+    /// Sets how many tasks may wait in the queue. Running tasks do not count.
+    ///
+    /// When the queue is full, [`Pool::run`] waits (asynchronously) for room and
+    /// [`Pool::try_run`] fails at once with [`TryRunError::Full`](crate::TryRunError::Full).
+    ///
+    /// Default: 128 per thread.
+    ///
+    /// # Panics
+    ///
+    /// Panics if `capacity` is 0 or larger than 2<sup>31</sup> - 1.
+    #[track_caller]
+    pub fn queue_capacity(mut self, capacity: usize) -> Builder {
+        assert!(capacity > 0, "queue capacity must be at least 1");
+        assert!(
+            capacity <= MAX_QUEUE_CAPACITY,
+            "queue capacity must be at most {MAX_QUEUE_CAPACITY}"
+        );
+        self.queue_capacity = Some(capacity);
+        self
+    }
+
+    /// Sets the prefix of the worker threads' names; thread `i` is named `{prefix}-{i}`.
+    ///
+    /// Default: `offload`.
+    pub fn thread_name(mut self, prefix: impl Into<String>) -> Builder {
+        self.thread_name = prefix.into();
+        self
+    }
+
+    /// Sets each worker thread's stack size in bytes.
+    ///
+    /// Default: rayon's default (the Rust standard library's, 2 MiB unless `RUST_MIN_STACK`
+    /// says otherwise).
+    pub fn stack_size(mut self, bytes: usize) -> Builder {
+        self.stack_size = Some(bytes);
+        self
+    }
+
+    /// Sets the run time above which a task logs a `WARN` event with its name and duration.
+    ///
+    /// Default: 2 seconds. `Duration::ZERO` warns for every task; `Duration::MAX` never warns.
+    pub fn slow_task_threshold(mut self, threshold: Duration) -> Builder {
+        self.slow_task_threshold = threshold;
+        self
+    }
+
+    /// Runs `hook` on each worker thread when it starts, before it takes any task.
+    pub fn on_thread_start(mut self, hook: impl Fn() + Send + Sync + 'static) -> Builder {
+        self.on_thread_start = Some(Arc::new(hook));
+        self
+    }
+
+    /// Runs `hook` on each worker thread just before it exits (after
+    /// [`Pool::shutdown`], or once the last [`Pool`] handle and task are gone).
+    pub fn on_thread_stop(mut self, hook: impl Fn() + Send + Sync + 'static) -> Builder {
+        self.on_thread_stop = Some(Arc::new(hook));
+        self
+    }
+
+    /// Starts the threads and returns the pool.
+    ///
+    /// # Errors
+    ///
+    /// Returns [`BuildError`] if the operating system refuses to start a thread.
+    pub fn build(self) -> Result<Pool, BuildError> {
+        let threads = self.threads.unwrap_or_else(num_cpus::get).max(1);
+        let capacity = self
+            .queue_capacity
+            .unwrap_or_else(|| threads.saturating_mul(128).min(MAX_QUEUE_CAPACITY));
+        let config = Config {
+            threads,
+            capacity,
+            slow_task_threshold: self.slow_task_threshold,
+        };
+        let exits = Shared::thread_exits(threads);
+        let prefix = self.thread_name;
+        let mut rayon = rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .thread_name(move |i| format!("{prefix}-{i}"))
+            // Tasks run under catch_unwind, so this only sees panics from `rayon::spawn`
+            // calls a task made itself. Log them instead of rayon's default abort.
+            .panic_handler(|payload| {
+                let message = crate::worker::panic_message(payload.as_ref());
+                tracing::error!(%message, "a job spawned from inside a task panicked");
+            });
+        if let Some(bytes) = self.stack_size {
+            rayon = rayon.stack_size(bytes);
+        }
+        if let Some(hook) = self.on_thread_start {
+            rayon = rayon.start_handler(move |_| hook());
+        }
+        let stop = self.on_thread_stop;
+        let exits_for_threads = Arc::clone(&exits);
+        rayon = rayon.exit_handler(move |_| {
+            if let Some(hook) = &stop {
+                hook();
+            }
+            exits_for_threads.thread_exited();
+        });
+        let rayon = rayon.build()?;
+        Ok(Pool::from_shared(Shared::new(config, Some(rayon), exits)))
+    }
+}
+
+impl fmt::Debug for Builder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let hook = |h: &Option<Hook>| h.as_ref().map(|_| "<closure>");
+        f.debug_struct("Builder")
+            .field("threads", &self.threads)
+            .field("queue_capacity", &self.queue_capacity)
+            .field("thread_name", &self.thread_name)
+            .field("stack_size", &self.stack_size)
+            .field("slow_task_threshold", &self.slow_task_threshold)
+            .field("on_thread_start", &hook(&self.on_thread_start))
+            .field("on_thread_stop", &hook(&self.on_thread_stop))
+            .finish()
+    }
+}

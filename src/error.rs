@@ -1,0 +1,137 @@
+//! The ways a task can fail to produce its value, one error type per operation.
+
+use std::fmt;
+use std::time::Duration;
+
+/// Why awaiting a task did not produce its value.
+///
+/// A task's own failures travel inside its `Output` (a task that returns `Result` yields
+/// `Ok(Err(..))`); this type covers what the pool did to the task.
+///
+/// # Examples
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() {
+/// let pool = offload::Pool::builder().threads(1).build().expect("threads start");
+/// let err = pool.run(|| -> u32 { panic!("bad pixel") }).await.unwrap_err();
+/// assert!(err.is_panic());
+/// assert!(err.to_string().contains("bad pixel"));
+/// # }
+/// ```
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The task panicked. The pool caught the panic; its threads keep working.
+    #[error("task `{task}` panicked: {message}")]
+    Panicked {
+        /// The task's [`name`](crate::Task::name).
+        task: &'static str,
+        /// The panic message, or a placeholder when the payload was not a string.
+        message: String,
+    },
+    /// The task's timeout passed before it produced a value. A task still queued then never
+    /// runs; a running one sees [`is_cancelled`](crate::is_cancelled) turn true.
+    #[error("task `{task}` timed out after {after:?}")]
+    TimedOut {
+        /// The task's [`name`](crate::Task::name).
+        task: &'static str,
+        /// The timeout that was set.
+        after: Duration,
+    },
+    /// The pool was shut down (or dropped) before the task could run.
+    #[error("pool closed")]
+    Closed,
+}
+
+impl Error {
+    /// Whether the task panicked.
+    pub fn is_panic(&self) -> bool {
+        matches!(self, Error::Panicked { .. })
+    }
+
+    /// Whether the task's timeout passed first.
+    pub fn is_timeout(&self) -> bool {
+        matches!(self, Error::TimedOut { .. })
+    }
+
+    /// Whether the pool was closed before the task ran.
+    pub fn is_closed(&self) -> bool {
+        matches!(self, Error::Closed)
+    }
+
+    /// The panic message, for [`Error::Panicked`].
+    pub fn panic_message(&self) -> Option<&str> {
+        match self {
+            Error::Panicked { message, .. } => Some(message),
+            _ => None,
+        }
+    }
+}
+
+/// Why [`Pool::try_run`](crate::Pool::try_run) refused a task. The task comes back untouched.
+///
+/// # Examples
+///
+/// ```
+/// let pool = offload::Pool::builder().threads(1).build().expect("threads start");
+/// pool.close();
+/// let err = pool.try_run(|| 1).unwrap_err();
+/// assert!(err.is_closed());
+/// let task = err.into_task();
+/// assert_eq!(task(), 1);
+/// ```
+#[derive(PartialEq, Eq)]
+pub enum TryRunError<T> {
+    /// The queue holds `queue_capacity` tasks already.
+    Full(T),
+    /// The pool is shut down or shutting down.
+    Closed(T),
+}
+
+impl<T> TryRunError<T> {
+    /// Whether the queue was full.
+    pub fn is_full(&self) -> bool {
+        matches!(self, TryRunError::Full(_))
+    }
+
+    /// Whether the pool was closed.
+    pub fn is_closed(&self) -> bool {
+        matches!(self, TryRunError::Closed(_))
+    }
+
+    /// Gives the refused task back.
+    pub fn into_task(self) -> T {
+        match self {
+            TryRunError::Full(t) | TryRunError::Closed(t) => t,
+        }
+    }
+}
+
+impl<T> fmt::Debug for TryRunError<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            TryRunError::Full(_) => f.write_str("Full(..)"),
+            TryRunError::Closed(_) => f.write_str("Closed(..)"),
+        }
+    }
+}
+
+impl<T> fmt::Display for TryRunError<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            TryRunError::Full(_) => f.write_str("queue full"),
+            TryRunError::Closed(_) => f.write_str("pool closed"),
+        }
+    }
+}
+
+impl<T> std::error::Error for TryRunError<T> {}
+
+/// Why [`Builder::build`](crate::Builder::build) could not start the pool.
+#[derive(Debug, thiserror::Error)]
+#[error("failed to start the pool's threads")]
+pub struct BuildError {
+    #[from]
+    source: rayon::ThreadPoolBuildError,
+}

@@ -1,0 +1,251 @@
+//! `Pool`: the handle users clone into their services.
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::builder::Builder;
+use crate::error::TryRunError;
+use crate::metrics::Metrics;
+use crate::run::{Run, TaskHandle};
+use crate::shared::{Config, Shared};
+use crate::task::Task;
+
+/// A pool of threads for CPU-heavy tasks, awaited from async code.
+///
+/// `pool.run(task).await` queues the task, runs it on one of the pool's threads (a rayon
+/// pool, so the task may use rayon itself), and resolves to its output. The awaiting task
+/// yields while the work runs, so the async runtime's threads stay free for I/O.
+///
+/// `Pool` is a cheap handle (`Clone + Send + Sync`): keep one per service, for example in an
+/// axum state, and clone it where needed.
+///
+/// # Examples
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), offload::Error> {
+/// use offload::Pool;
+///
+/// fn fib(n: u32) -> u64 {
+///     if n < 2 { n as u64 } else { fib(n - 1) + fib(n - 2) }
+/// }
+///
+/// let pool = Pool::new();
+/// let n = pool.run(|| fib(25)).await?;
+/// assert_eq!(n, 75_025);
+/// # Ok(())
+/// # }
+/// ```
+///
+/// # Backpressure
+///
+/// At most [`queue_capacity`](Builder::queue_capacity) tasks wait in the queue (running
+/// tasks do not count), so memory stays flat whatever the load. When the queue is full,
+/// [`run`](Pool::run) waits asynchronously for room, without blocking the calling thread, and
+/// [`try_run`](Pool::try_run) fails at once with [`TryRunError::Full`], handing the task back:
+/// a server maps that to `503 Service Unavailable`.
+///
+/// # Panic handling
+///
+/// A panic inside a task is caught on the worker thread and reaches the caller as
+/// [`Error::Panicked`](crate::Error::Panicked) with the panic message. The thread keeps
+/// working; the pool never loses capacity and never aborts the process. (The process's panic
+/// hook still runs, so the message is printed as usual.)
+///
+/// # Shutdown
+///
+/// [`shutdown`](Pool::shutdown) refuses new tasks, lets queued and running ones finish and
+/// joins the threads. Dropping the last `Pool` handle without it neither blocks nor leaks
+/// threads: tasks still queued then resolve as [`Error::Closed`](crate::Error::Closed),
+/// running ones finish, and the threads exit afterwards.
+#[derive(Clone)]
+pub struct Pool {
+    inner: Arc<Owner>,
+}
+
+/// Owned by the `Pool` handles only (tasks and handles hold `Shared` directly), so its drop
+/// marks the moment the last handle goes away.
+struct Owner {
+    shared: Arc<Shared>,
+}
+
+impl Drop for Owner {
+    fn drop(&mut self) {
+        self.shared.abandon();
+    }
+}
+
+impl Pool {
+    /// A pool with one thread per available CPU and a queue of 128 tasks per thread.
+    ///
+    /// # Panics
+    ///
+    /// Panics if the operating system refuses to start the threads; use
+    /// [`Pool::builder`] to handle that as an error.
+    pub fn new() -> Pool {
+        Builder::new()
+            .build()
+            .expect("failed to start the offload pool's threads")
+    }
+
+    /// Configures a pool: threads, queue capacity, thread names, hooks.
+    pub fn builder() -> Builder {
+        Builder::new()
+    }
+
+    /// A pool with the same API that runs each task on the calling thread, inside `poll`.
+    ///
+    /// This is the baseline that offloading is measured against: the task blocks whatever
+    /// runs the future (an async runtime's reactor thread, typically). Priorities are
+    /// ignored and the queue is never full; panics, timeouts (checked before and after the
+    /// run), metrics and tracing work as on a threaded pool.
+    ///
+    /// ```
+    /// # futures::executor::block_on(async {
+    /// let pool = offload::Pool::inline();
+    /// let here = std::thread::current().id();
+    /// let ran_on = pool.run(move || std::thread::current().id()).await.unwrap();
+    /// assert_eq!(ran_on, here);
+    /// # });
+    /// ```
+    pub fn inline() -> Pool {
+        let config = Config {
+            threads: 0,
+            capacity: 0,
+            slow_task_threshold: Duration::from_secs(2),
+        };
+        Pool::from_shared(Shared::new(config, None, Shared::thread_exits(0)))
+    }
+
+    pub(crate) fn from_shared(shared: Arc<Shared>) -> Pool {
+        Pool {
+            inner: Arc::new(Owner { shared }),
+        }
+    }
+
+    /// Prepares `task` to run on the pool; `.await` the result to submit it and get its
+    /// output.
+    ///
+    /// Chain [`priority`](Run::priority), [`timeout`](Run::timeout) or [`name`](Run::name)
+    /// before awaiting. A plain `run` (no timeout) works under any executor.
+    ///
+    /// # Errors
+    ///
+    /// The awaited result is [`Error::Panicked`](crate::Error::Panicked) if the task
+    /// panicked, [`Error::TimedOut`](crate::Error::TimedOut) if its timeout passed, and
+    /// [`Error::Closed`](crate::Error::Closed) if the pool was closed.
+    ///
+    /// # Cancellation
+    ///
+    /// Dropping the future before the task starts means it never runs; dropping it while the
+    /// task runs makes [`is_cancelled`](crate::is_cancelled) true inside the task.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), offload::Error> {
+    /// use std::time::Duration;
+    /// use offload::{Pool, Priority};
+    ///
+    /// let pool = Pool::new();
+    /// let sum = pool
+    ///     .run(|| (1..=100u64).sum::<u64>())
+    ///     .priority(Priority::High)
+    ///     .timeout(Duration::from_secs(5))
+    ///     .await?;
+    /// assert_eq!(sum, 5050);
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn run<T: Task>(&self, task: T) -> Run<'_, T> {
+        Run::new(&self.inner.shared, task)
+    }
+
+    /// Submits `task` if the queue has room, without waiting; `.await` the handle for the
+    /// output. The same as `pool.run(task).try_submit()`.
+    ///
+    /// # Errors
+    ///
+    /// [`TryRunError::Full`] if `queue_capacity` tasks wait already, [`TryRunError::Closed`]
+    /// once the pool is closed; both hand the task back with
+    /// [`into_task`](TryRunError::into_task).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let pool = offload::Pool::new();
+    /// let handle = pool.try_run(|| "thumbnail")?;
+    /// assert_eq!(handle.await?, "thumbnail");
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn try_run<T: Task>(&self, task: T) -> Result<TaskHandle<T::Output>, TryRunError<T>> {
+        self.run(task).try_submit()
+    }
+
+    /// A snapshot of the pool's counters, queue depth and latency percentiles.
+    pub fn metrics(&self) -> Metrics {
+        self.inner.shared.metrics()
+    }
+
+    /// Stops intake, lets every queued and running task finish, then joins the threads.
+    ///
+    /// Tasks submitted from now on fail with [`Error::Closed`](crate::Error::Closed)
+    /// (`run`) or [`TryRunError::Closed`] (`try_run`). Calling it again, or from several
+    /// clones, is fine: each call returns once the pool is fully stopped.
+    ///
+    /// # Cancellation
+    ///
+    /// Dropping the future does not reopen the pool; the tasks keep running to completion.
+    pub async fn shutdown(&self) {
+        self.inner.shared.shutdown().await;
+    }
+
+    /// Stops intake without waiting; queued and running tasks still finish.
+    pub fn close(&self) {
+        self.inner.shared.close();
+    }
+
+    /// Whether the pool refuses new tasks.
+    pub fn is_closed(&self) -> bool {
+        self.inner.shared.is_closed()
+    }
+
+    /// Whether this is an [`inline`](Pool::inline) pool.
+    pub fn is_inline(&self) -> bool {
+        self.inner.shared.is_inline()
+    }
+
+    /// The number of worker threads (0 for an inline pool).
+    pub fn threads(&self) -> usize {
+        self.inner.shared.config.threads
+    }
+
+    /// The bound on queued tasks.
+    pub fn queue_capacity(&self) -> usize {
+        self.inner.shared.config.capacity
+    }
+}
+
+impl Default for Pool {
+    fn default() -> Pool {
+        Pool::new()
+    }
+}
+
+impl fmt::Debug for Pool {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let m = self.metrics();
+        f.debug_struct("Pool")
+            .field("threads", &m.threads)
+            .field("queue_capacity", &m.queue_capacity)
+            .field("queued", &m.queued)
+            .field("running", &m.running)
+            .field("closed", &self.is_closed())
+            .finish()
+    }
+}

@@ -1,0 +1,394 @@
+//! The awaitable side: `Run` (options, then `.await`), its future, and `TaskHandle`.
+
+use std::fmt;
+use std::future::{Future, IntoFuture};
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
+
+use event_listener::EventListener;
+
+use crate::error::{Error, TryRunError};
+use crate::priority::Priority;
+use crate::shared::Shared;
+use crate::task::Task;
+use crate::worker::{self, JobMeta, Reply};
+
+/// Per-task options set on [`Run`].
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct Options {
+    pub(crate) priority: Priority,
+    pub(crate) timeout: Option<Duration>,
+    pub(crate) name: Option<&'static str>,
+}
+
+/// A task about to be submitted, returned by [`Pool::run`](crate::Pool::run).
+///
+/// Set options with [`priority`](Run::priority), [`timeout`](Run::timeout) and
+/// [`name`](Run::name), then `.await` it (the task is submitted at the first poll), or call
+/// [`try_submit`](Run::try_submit) to submit without waiting for queue room.
+#[must_use = "a task is submitted only when the `Run` is awaited or `try_submit` is called"]
+pub struct Run<'a, T: Task> {
+    shared: &'a Arc<Shared>,
+    task: T,
+    options: Options,
+}
+
+impl<'a, T: Task> Run<'a, T> {
+    pub(crate) fn new(shared: &'a Arc<Shared>, task: T) -> Run<'a, T> {
+        Run {
+            shared,
+            task,
+            options: Options::default(),
+        }
+    }
+
+    /// Sets the task's priority. Default: [`Priority::Normal`].
+    pub fn priority(mut self, priority: Priority) -> Run<'a, T> {
+        self.options.priority = priority;
+        self
+    }
+
+    /// Gives up on the task `timeout` after it is submitted (measured from the first poll,
+    /// waiting for queue room included).
+    ///
+    /// When the timeout passes, the caller gets [`Error::TimedOut`] at once, a still-queued
+    /// task never runs, and a running task sees [`is_cancelled`](crate::is_cancelled) turn
+    /// true; a value produced after the deadline is dropped. The immediate return needs a
+    /// tokio runtime with timers enabled around the `.await`; under another executor the
+    /// timeout is enforced by the pool (the caller learns of it when the task would start or
+    /// ends). Default: none.
+    ///
+    /// # Panics
+    ///
+    /// Awaiting panics inside a tokio runtime built without `enable_time`, as every tokio
+    /// timer does.
+    pub fn timeout(mut self, timeout: Duration) -> Run<'a, T> {
+        self.options.timeout = Some(timeout);
+        self
+    }
+
+    /// Overrides [`Task::name`] for this one submission (metrics, spans, errors).
+    pub fn name(mut self, name: &'static str) -> Run<'a, T> {
+        self.options.name = Some(name);
+        self
+    }
+
+    /// Submits the task now if the queue has room, without waiting.
+    ///
+    /// # Errors
+    ///
+    /// [`TryRunError::Full`] when `queue_capacity` tasks are waiting already,
+    /// [`TryRunError::Closed`] after [`Pool::close`](crate::Pool::close) or
+    /// [`shutdown`](crate::Pool::shutdown). Either way the task comes back untouched and the
+    /// pool counts it as `rejected`.
+    pub fn try_submit(self) -> Result<TaskHandle<T::Output>, TryRunError<T>> {
+        let deadline = self
+            .options
+            .timeout
+            .map(|t| deadline_after(Instant::now(), t));
+        self.shared
+            .submit(self.task, &self.options, deadline)
+            .inspect_err(|_| self.shared.count_rejected())
+    }
+}
+
+fn deadline_after(now: Instant, timeout: Duration) -> Instant {
+    // A timeout too large to represent never fires.
+    now.checked_add(timeout)
+        .unwrap_or_else(|| now + Duration::from_secs(100 * 365 * 24 * 3600))
+}
+
+impl<'a, T: Task> IntoFuture for Run<'a, T> {
+    type Output = Result<T::Output, Error>;
+    type IntoFuture = RunFuture<'a, T>;
+
+    fn into_future(self) -> RunFuture<'a, T> {
+        RunFuture {
+            shared: self.shared,
+            task: Some(self.task),
+            options: self.options,
+            deadline: None,
+            timer: None,
+            listener: None,
+            handle: None,
+        }
+    }
+}
+
+impl<T: Task> fmt::Debug for Run<'_, T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Run")
+            .field(
+                "task",
+                &self.options.name.unwrap_or_else(|| self.task.name()),
+            )
+            .field("priority", &self.options.priority)
+            .field("timeout", &self.options.timeout)
+            .finish()
+    }
+}
+
+/// The future of [`Run`]: waits for queue room, submits, then waits for the result.
+///
+/// # Cancellation
+///
+/// Dropping it before the task starts means the task never runs (counted `cancelled`).
+/// Dropping it while the task runs lets the task finish, but
+/// [`is_cancelled`](crate::is_cancelled) turns true inside it and its value is dropped.
+#[must_use = "futures do nothing unless polled"]
+pub struct RunFuture<'a, T: Task> {
+    shared: &'a Arc<Shared>,
+    task: Option<T>,
+    options: Options,
+    deadline: Option<Instant>,
+    timer: Option<Timer>,
+    listener: Option<EventListener>,
+    handle: Option<TaskHandle<T::Output>>,
+}
+
+// The task is moved, never pinned in place, so the future does not need to stay put.
+impl<T: Task> Unpin for RunFuture<'_, T> {}
+
+impl<T: Task> Future for RunFuture<'_, T> {
+    type Output = Result<T::Output, Error>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.get_mut();
+        if let Some(handle) = &mut this.handle {
+            return Pin::new(handle).poll(cx);
+        }
+        if this.deadline.is_none() {
+            this.deadline = this
+                .options
+                .timeout
+                .map(|t| deadline_after(Instant::now(), t));
+        }
+        loop {
+            let Some(task) = this.task.take() else {
+                return Poll::Ready(Err(Error::Closed));
+            };
+            match this.shared.submit(task, &this.options, this.deadline) {
+                Ok(mut handle) => {
+                    handle.timer = this.timer.take();
+                    this.listener = None;
+                    return Pin::new(this.handle.insert(handle)).poll(cx);
+                }
+                Err(TryRunError::Closed(_)) => {
+                    this.shared.count_rejected();
+                    return Poll::Ready(Err(Error::Closed));
+                }
+                Err(TryRunError::Full(task)) => this.task = Some(task),
+            }
+            // The queue is full: wait for room, or for the timeout.
+            if let Some(deadline) = this.deadline {
+                let timer = this.timer.get_or_insert_with(|| Timer::new(deadline));
+                if timer.poll_expired(cx) {
+                    let name = this
+                        .options
+                        .name
+                        .or_else(|| this.task.as_ref().map(Task::name))
+                        .unwrap_or("task");
+                    let counters = &this.shared.counters;
+                    counters.submitted.fetch_add(1, Ordering::Relaxed);
+                    counters.timed_out.fetch_add(1, Ordering::Relaxed);
+                    this.task = None;
+                    return Poll::Ready(Err(Error::TimedOut {
+                        task: name,
+                        after: this.options.timeout.unwrap_or_default(),
+                    }));
+                }
+            }
+            match &mut this.listener {
+                None => this.listener = Some(this.shared.listen_for_space()),
+                Some(listener) => match Pin::new(listener).poll(cx) {
+                    Poll::Ready(()) => this.listener = None,
+                    Poll::Pending => return Poll::Pending,
+                },
+            }
+        }
+    }
+}
+
+impl<T: Task> fmt::Debug for RunFuture<'_, T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RunFuture")
+            .field("priority", &self.options.priority)
+            .field("timeout", &self.options.timeout)
+            .field("submitted", &self.handle.is_some())
+            .finish()
+    }
+}
+
+/// A timer that exists only under a tokio runtime; elsewhere timeouts are the pool's job.
+struct Timer(Option<Pin<Box<tokio::time::Sleep>>>);
+
+impl Timer {
+    fn new(deadline: Instant) -> Timer {
+        Timer(
+            tokio::runtime::Handle::try_current()
+                .ok()
+                .map(|_| Box::pin(tokio::time::sleep_until(deadline.into()))),
+        )
+    }
+
+    fn poll_expired(&mut self, cx: &mut Context<'_>) -> bool {
+        self.0
+            .as_mut()
+            .is_some_and(|sleep| sleep.as_mut().poll(cx).is_ready())
+    }
+}
+
+enum State<O> {
+    Remote(Reply<O>),
+    Inline(Box<dyn FnOnce(&Shared) -> Result<O, Error> + Send>),
+    Done,
+}
+
+/// A submitted task's result, to `.await`. Returned by [`Pool::try_run`](crate::Pool::try_run)
+/// and [`Run::try_submit`].
+///
+/// # Cancellation
+///
+/// Dropping the handle cancels the task: a queued task never runs (counted `cancelled`), a
+/// running one sees [`is_cancelled`](crate::is_cancelled) turn true and its value is dropped.
+#[must_use = "dropping a TaskHandle cancels its task"]
+pub struct TaskHandle<O> {
+    shared: Arc<Shared>,
+    state: State<O>,
+    name: &'static str,
+    timeout: Option<Duration>,
+    deadline: Option<Instant>,
+    timer: Option<Timer>,
+}
+
+impl<O: Send + 'static> TaskHandle<O> {
+    pub(crate) fn remote(
+        shared: Arc<Shared>,
+        reply: Reply<O>,
+        name: &'static str,
+        timeout: Option<Duration>,
+        deadline: Option<Instant>,
+    ) -> TaskHandle<O> {
+        TaskHandle {
+            shared,
+            state: State::Remote(reply),
+            name,
+            timeout,
+            deadline,
+            timer: None,
+        }
+    }
+
+    pub(crate) fn inline<T: Task<Output = O>>(
+        shared: Arc<Shared>,
+        task: T,
+        meta: JobMeta,
+    ) -> TaskHandle<O> {
+        let (name, timeout, deadline) = (meta.name, meta.timeout, meta.deadline);
+        let run = move |shared: &Shared| {
+            if shared.is_closed() {
+                return Err(Error::Closed);
+            }
+            let started = Instant::now();
+            if meta.deadline.is_some_and(|d| started >= d) {
+                return Err(meta.timed_out());
+            }
+            shared.inline_started();
+            let (result, _) = worker::invoke(task, &meta, shared, started, None);
+            shared.inline_finished();
+            result
+        };
+        TaskHandle {
+            shared,
+            state: State::Inline(Box::new(run)),
+            name,
+            timeout,
+            deadline,
+            timer: None,
+        }
+    }
+
+    /// The name the task runs under.
+    pub fn task_name(&self) -> &'static str {
+        self.name
+    }
+
+    fn poll_result(&mut self, cx: &mut Context<'_>) -> Poll<Result<O, Error>> {
+        match &mut self.state {
+            State::Done => Poll::Ready(Err(Error::Closed)),
+            State::Inline(_) => match std::mem::replace(&mut self.state, State::Done) {
+                State::Inline(run) => Poll::Ready(run(&self.shared)),
+                _ => Poll::Ready(Err(Error::Closed)),
+            },
+            State::Remote(reply) => {
+                if let Poll::Ready(received) = Pin::new(&mut *reply).poll(cx) {
+                    // A sender dropped without replying belongs to a pool torn down around it.
+                    return Poll::Ready(received.unwrap_or(Err(Error::Closed)));
+                }
+                let Some(deadline) = self.deadline else {
+                    return Poll::Pending;
+                };
+                let timer = self.timer.get_or_insert_with(|| Timer::new(deadline));
+                if !timer.poll_expired(cx) {
+                    return Poll::Pending;
+                }
+                // The reply may have landed between the two polls; a value that made it in
+                // time wins over the timer.
+                if reply.has_message() {
+                    if let Poll::Ready(Ok(result)) = Pin::new(reply).poll(cx) {
+                        return Poll::Ready(result);
+                    }
+                }
+                Poll::Ready(Err(Error::TimedOut {
+                    task: self.name,
+                    after: self.timeout.unwrap_or_default(),
+                }))
+            }
+        }
+    }
+}
+
+impl<O: Send + 'static> Future for TaskHandle<O> {
+    type Output = Result<O, Error>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.get_mut();
+        if matches!(this.state, State::Done) {
+            return Poll::Ready(Err(Error::Closed));
+        }
+        let result = std::task::ready!(this.poll_result(cx));
+        // Dropping the receiver here tells a still-running task that nobody waits.
+        this.state = State::Done;
+        this.shared.count_outcome(&result);
+        Poll::Ready(result)
+    }
+}
+
+impl<O> Drop for TaskHandle<O> {
+    fn drop(&mut self) {
+        if !matches!(self.state, State::Done) {
+            self.shared
+                .counters
+                .cancelled
+                .fetch_add(1, Ordering::Relaxed);
+        }
+    }
+}
+
+impl<O> fmt::Debug for TaskHandle<O> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let state = match self.state {
+            State::Remote(_) => "submitted",
+            State::Inline(_) => "inline",
+            State::Done => "done",
+        };
+        f.debug_struct("TaskHandle")
+            .field("task", &self.name)
+            .field("state", &state)
+            .field("timeout", &self.timeout)
+            .finish()
+    }
+}

@@ -1,0 +1,224 @@
+//! What a worker thread does with one task: checks, span, panic guard, timing, result.
+
+use std::any::Any;
+use std::cell::RefCell;
+use std::panic::{self, AssertUnwindSafe};
+use std::time::{Duration, Instant};
+
+use crate::error::Error;
+use crate::shared::Shared;
+use crate::task::Task;
+
+/// What the pool knows about a task besides the task itself.
+#[derive(Debug)]
+pub(crate) struct JobMeta {
+    pub(crate) name: &'static str,
+    pub(crate) enqueued: Instant,
+    pub(crate) timeout: Option<Duration>,
+    pub(crate) deadline: Option<Instant>,
+    /// The span current where the task was submitted: the task's own span nests under it.
+    pub(crate) parent: tracing::Span,
+}
+
+impl JobMeta {
+    fn expired(&self, now: Instant) -> bool {
+        self.deadline.is_some_and(|d| now >= d)
+    }
+
+    pub(crate) fn timed_out(&self) -> Error {
+        Error::TimedOut {
+            task: self.name,
+            after: self.timeout.unwrap_or_default(),
+        }
+    }
+}
+
+/// A queued task with its metadata, type-erased for the channel.
+pub(crate) struct Job {
+    meta: JobMeta,
+    body: Box<dyn Body>,
+}
+
+impl Job {
+    pub(crate) fn execute(self, shared: &Shared, abandoned: bool) {
+        self.body.execute(&self.meta, shared, abandoned);
+    }
+}
+
+pub(crate) type Reply<O> = oneshot::AsyncReceiver<Result<O, Error>>;
+
+/// Packs a task and the sending half of its result channel.
+pub(crate) fn job<T: Task>(task: T, meta: JobMeta) -> (Job, Reply<T::Output>) {
+    let (tx, rx) = oneshot::async_channel();
+    let body = Box::new(TaskJob {
+        task: Some(task),
+        tx,
+    });
+    (Job { meta, body }, rx)
+}
+
+/// The typed half of a job, behind `dyn` so that one channel carries every task type.
+pub(crate) trait Body: Send + 'static {
+    fn execute(self: Box<Self>, meta: &JobMeta, shared: &Shared, abandoned: bool);
+    /// Whether the caller stopped waiting (dropped its future or timed out).
+    fn caller_gone(&self) -> bool;
+    fn into_any(self: Box<Self>) -> Box<dyn Any>;
+}
+
+struct TaskJob<T: Task> {
+    task: Option<T>,
+    tx: oneshot::Sender<Result<T::Output, Error>>,
+}
+
+impl<T: Task> Body for TaskJob<T> {
+    fn execute(mut self: Box<Self>, meta: &JobMeta, shared: &Shared, abandoned: bool) {
+        if abandoned {
+            let _ = self.tx.send(Err(Error::Closed));
+            return;
+        }
+        // Whoever stopped waiting already counted the task as cancelled or timed out.
+        if self.tx.is_closed() {
+            return;
+        }
+        let started = Instant::now();
+        if meta.expired(started) {
+            let _ = self.tx.send(Err(meta.timed_out()));
+            return;
+        }
+        let Some(task) = self.task.take() else {
+            return;
+        };
+        // The job itself stands in thread-local storage while the task runs, so that
+        // `is_cancelled` can ask its sender whether the caller is still there.
+        let (result, watch) = invoke(task, meta, shared, started, Some(self));
+        if let Some(this) = watch.and_then(|w| w.into_any().downcast::<Self>().ok()) {
+            // An error means the caller left meanwhile; it counted that itself.
+            let _ = this.tx.send(result);
+        }
+    }
+
+    fn caller_gone(&self) -> bool {
+        self.tx.is_closed()
+    }
+
+    fn into_any(self: Box<Self>) -> Box<dyn Any> {
+        self
+    }
+}
+
+struct Current {
+    watch: Option<Box<dyn Body>>,
+    deadline: Option<Instant>,
+}
+
+thread_local! {
+    static CURRENT: RefCell<Option<Current>> = const { RefCell::new(None) };
+}
+
+/// Runs `task` under its span, a panic guard and the cancellation context, then records its
+/// timing. Shared by the worker threads and by inline pools.
+pub(crate) fn invoke<T: Task>(
+    task: T,
+    meta: &JobMeta,
+    shared: &Shared,
+    started: Instant,
+    watch: Option<Box<dyn Body>>,
+) -> (Result<T::Output, Error>, Option<Box<dyn Body>>) {
+    let wait = started.saturating_duration_since(meta.enqueued);
+    let span = tracing::info_span!(
+        parent: &meta.parent,
+        "offload.task",
+        task = meta.name,
+        wait_us = micros(wait),
+        run_us = tracing::field::Empty,
+    );
+    let current = Current {
+        watch,
+        deadline: meta.deadline,
+    };
+    let previous = CURRENT.with(|c| c.replace(Some(current)));
+    let outcome = span.in_scope(|| panic::catch_unwind(AssertUnwindSafe(move || task.run())));
+    // Restore, not clear: a task that waits inside rayon may run another task on this
+    // thread in the meantime.
+    let current = CURRENT.with(|c| c.replace(previous));
+    let ended = Instant::now();
+    let run = ended.saturating_duration_since(started);
+    span.record("run_us", micros(run));
+    shared.record(meta.name, wait, run);
+    if run > shared.config.slow_task_threshold {
+        span.in_scope(|| {
+            tracing::warn!(
+                task = meta.name,
+                run_ms = u64::try_from(run.as_millis()).unwrap_or(u64::MAX),
+                "slow task"
+            );
+        });
+    }
+    let result = match outcome {
+        Ok(_) if meta.expired(ended) => Err(meta.timed_out()),
+        Ok(value) => Ok(value),
+        Err(payload) => Err(Error::Panicked {
+            task: meta.name,
+            message: panic_message(payload.as_ref()),
+        }),
+    };
+    (result, current.and_then(|c| c.watch))
+}
+
+fn micros(d: Duration) -> u64 {
+    u64::try_from(d.as_micros()).unwrap_or(u64::MAX)
+}
+
+/// The message of a panic payload, when it is a string.
+pub(crate) fn panic_message(payload: &(dyn Any + Send)) -> String {
+    if let Some(s) = payload.downcast_ref::<&str>() {
+        (*s).to_owned()
+    } else if let Some(s) = payload.downcast_ref::<String>() {
+        s.clone()
+    } else {
+        "<non-string panic payload>".to_owned()
+    }
+}
+
+/// Whether the task running on this thread should stop early: its caller dropped the future,
+/// or its timeout passed.
+///
+/// Long tasks call this between units of work and return early when it turns true; the
+/// caller is gone, so whatever they return is dropped. Outside a task it returns `false`.
+/// It reflects the task whose body runs on the current thread, so call it from the task's
+/// own code, not from closures it hands to `rayon` (those may run on other threads).
+///
+/// # Examples
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), offload::Error> {
+/// let pool = offload::Pool::builder().threads(1).build().expect("threads start");
+/// let rows_done = pool
+///     .run(|| {
+///         let mut done = 0;
+///         for _chunk in 0..1_000 {
+///             if offload::is_cancelled() {
+///                 break;
+///             }
+///             done += 1;
+///         }
+///         done
+///     })
+///     .await?;
+/// assert_eq!(rows_done, 1_000);
+/// assert!(!offload::is_cancelled());
+/// # Ok(())
+/// # }
+/// ```
+pub fn is_cancelled() -> bool {
+    CURRENT.with(|c| {
+        let Ok(current) = c.try_borrow() else {
+            return false;
+        };
+        current.as_ref().is_some_and(|cur| {
+            cur.deadline.is_some_and(|d| Instant::now() >= d)
+                || cur.watch.as_ref().is_some_and(|w| w.caller_gone())
+        })
+    })
+}
