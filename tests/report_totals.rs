@@ -13,7 +13,9 @@ fn expected_sums(rows: &[synth::Row]) -> (i128, BTreeMap<String, (u64, i128)>) {
     for r in rows {
         let amount = i128::from(r.quantity) * i128::from(r.unit_price_cents);
         total += amount;
-        let e = per_cat.entry(r.category.to_owned()).or_insert((0u64, 0i128));
+        let e = per_cat
+            .entry(r.category.to_owned())
+            .or_insert((0u64, 0i128));
         e.0 += 1;
         e.1 += amount;
     }
@@ -34,11 +36,22 @@ fn totals_match_to_the_cent() {
     // 3.5 MB: several parallel chunks.
     let rows = synth::rows(60_000, 7);
     let (total, per_cat) = expected_sums(&rows);
-    let report = ReportTask::from_csv(synth::to_csv(&rows)).top(5).run().unwrap();
+    let report = ReportTask::from_csv(synth::to_csv(&rows))
+        .top(5)
+        .run()
+        .unwrap();
     assert_eq!(report.overall.count, rows.len() as u64);
     assert_eq!(i128::from(report.overall.sum.0), total);
-    let min = rows.iter().map(|r| r.quantity * r.unit_price_cents).min().unwrap();
-    let max = rows.iter().map(|r| r.quantity * r.unit_price_cents).max().unwrap();
+    let min = rows
+        .iter()
+        .map(|r| r.quantity * r.unit_price_cents)
+        .min()
+        .unwrap();
+    let max = rows
+        .iter()
+        .map(|r| r.quantity * r.unit_price_cents)
+        .max()
+        .unwrap();
     assert_eq!(report.overall.min, Some(Money(min)));
     assert_eq!(report.overall.max, Some(Money(max)));
     assert_eq!(report.categories.len(), per_cat.len());
@@ -48,13 +61,21 @@ fn totals_match_to_the_cent() {
         assert_eq!(i128::from(c.stats.sum.0), sum, "{}", c.category);
     }
     // Categories sorted by name; top list by sum descending, and it is the true top 5.
-    let names: Vec<_> = report.categories.iter().map(|c| c.category.clone()).collect();
+    let names: Vec<_> = report
+        .categories
+        .iter()
+        .map(|c| c.category.clone())
+        .collect();
     let mut sorted = names.clone();
     sorted.sort();
     assert_eq!(names, sorted);
     let mut by_sum: Vec<_> = per_cat.iter().map(|(k, v)| (v.1, k.clone())).collect();
     by_sum.sort_by(|a, b| b.0.cmp(&a.0).then(a.1.cmp(&b.1)));
-    let top: Vec<_> = report.top_categories.iter().map(|t| t.category.clone()).collect();
+    let top: Vec<_> = report
+        .top_categories
+        .iter()
+        .map(|t| t.category.clone())
+        .collect();
     let want: Vec<_> = by_sum.iter().take(5).map(|(_, k)| k.clone()).collect();
     assert_eq!(top, want);
 }
@@ -68,14 +89,20 @@ fn per_month_buckets_match() {
         e.0 += 1;
         e.1 += i128::from(r.quantity) * i128::from(r.unit_price_cents);
     }
-    let report = ReportTask::from_csv(synth::to_csv(&rows)).by(Period::Month).run().unwrap();
+    let report = ReportTask::from_csv(synth::to_csv(&rows))
+        .by(Period::Month)
+        .run()
+        .unwrap();
     let got: BTreeMap<String, (u64, i128)> = report
         .periods
         .iter()
         .map(|p| (p.period.clone(), (p.stats.count, i128::from(p.stats.sum.0))))
         .collect();
     assert_eq!(got, per_month);
-    assert_eq!(report.periods[0].start, format!("{}-01", report.periods[0].period));
+    assert_eq!(
+        report.periods[0].start,
+        format!("{}-01", report.periods[0].period)
+    );
 }
 
 #[test]
@@ -86,7 +113,11 @@ fn per_day_and_week_buckets_cover_every_row() {
     for period in [Period::Day, Period::Week] {
         let report = ReportTask::from_csv(csv.clone()).by(period).run().unwrap();
         let count: u64 = report.periods.iter().map(|p| p.stats.count).sum();
-        let sum: i128 = report.periods.iter().map(|p| i128::from(p.stats.sum.0)).sum();
+        let sum: i128 = report
+            .periods
+            .iter()
+            .map(|p| i128::from(p.stats.sum.0))
+            .sum();
         assert_eq!((count, sum), (rows.len() as u64, total), "{period:?}");
         let labels: Vec<_> = report.periods.iter().map(|p| p.start.clone()).collect();
         let mut sorted = labels.clone();
@@ -112,7 +143,12 @@ fn median_and_p95_are_nearest_rank() {
         amounts.sort_unstable();
         let n = amounts.len();
         let rank = |p: usize| (p * n).div_ceil(100); // 1-based nearest rank
-        assert_eq!(c.stats.median, Money(amounts[rank(50) - 1]), "{}", c.category);
+        assert_eq!(
+            c.stats.median,
+            Money(amounts[rank(50) - 1]),
+            "{}",
+            c.category
+        );
         assert_eq!(c.stats.p95, Money(amounts[rank(95) - 1]), "{}", c.category);
         let sum: i64 = amounts.iter().sum();
         let mean = (sum as f64 / n as f64).round() as i64; // small sums: f64 is exact enough here

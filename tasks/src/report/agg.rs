@@ -72,7 +72,11 @@ pub(crate) fn parse_price(s: &[u8]) -> Option<i64> {
         Some(dot) => (&rest[..dot], &rest[dot + 1..]),
         None => (rest, &rest[rest.len()..]),
     };
-    if int.is_empty() || int.len() > 16 || frac.len() > 2 || (frac.is_empty() && int.len() < rest.len()) {
+    if int.is_empty()
+        || int.len() > 16
+        || frac.len() > 2
+        || (frac.is_empty() && int.len() < rest.len())
+    {
         return None;
     }
     let mut v: i64 = 0;
@@ -102,6 +106,19 @@ fn split_sign(s: &[u8]) -> (bool, &[u8]) {
         Some(b'+') => (false, &s[1..]),
         _ => (false, s),
     }
+}
+
+/// The eight digits of a `YYYY-MM-DD` text packed into a `u64` (dashes checked), used as a
+/// cache key; the date itself is validated by `parse_iso_date` on a cache miss.
+#[inline]
+fn pack_date(s: &[u8]) -> Option<u64> {
+    let s: &[u8; 10] = s.try_into().ok()?;
+    if s[4] != b'-' || s[7] != b'-' {
+        return None;
+    }
+    Some(u64::from_le_bytes([
+        s[0], s[1], s[2], s[3], s[5], s[6], s[8], s[9],
+    ]))
 }
 
 /// `sum / count` rounded half away from zero.
@@ -173,7 +190,10 @@ impl Hasher for FxHasher {
     }
     #[inline]
     fn finish(&self) -> u64 {
-        self.0
+        // The product's low bits depend only on the input's low bits (constant year digits
+        // in a packed date), and hashbrown picks buckets by low bits: bring the well-mixed
+        // high bits down.
+        self.0.rotate_left(26)
     }
 }
 
@@ -212,8 +232,8 @@ pub(crate) struct Partial<'a> {
     cats: Vec<(Cow<'a, [u8]>, Acc)>,
     period_index: HashMap<i32, u32, FxBuild>,
     periods: Vec<(i32, Acc)>,
-    last_date: [u8; 10],
-    last_period: u32,
+    /// Packed date text -> period slot: most rows repeat a date seen before.
+    date_slots: HashMap<u64, u32, FxBuild>,
     /// Records seen, skipped ones included.
     pub(crate) rows: u64,
     /// Records skipped under `OnBadRow::Skip`.
@@ -232,8 +252,7 @@ impl<'a> Partial<'a> {
             cats: Vec::new(),
             period_index: HashMap::with_hasher(FxBuild),
             periods: Vec::new(),
-            last_date: [0; 10],
-            last_period: u32::MAX,
+            date_slots: HashMap::with_hasher(FxBuild),
             rows: 0,
             skipped: 0,
             count: 0,
@@ -241,6 +260,21 @@ impl<'a> Partial<'a> {
             min: 0,
             max: 0,
         }
+    }
+
+    /// Validates a date not seen before in this chunk and finds or creates its period.
+    #[cold]
+    fn new_date(&mut self, date: &[u8]) -> Option<u32> {
+        let packed = pack_date(date)?;
+        let days = parse_iso_date(date)?;
+        let key = period_key(self.period, days);
+        let next = self.periods.len() as u32;
+        let slot = *self.period_index.entry(key).or_insert(next);
+        if slot == next {
+            self.periods.push((key, Acc::default()));
+        }
+        self.date_slots.insert(packed, slot);
+        Some(slot)
     }
 
     /// Adds one row. Nothing changes when it returns an error.
@@ -253,23 +287,23 @@ impl<'a> Partial<'a> {
         unit_price: &[u8],
     ) -> Result<(), AddError> {
         let date = date.trim_ascii();
-        let period_slot = if self.last_period != u32::MAX && date == self.last_date {
-            self.last_period
-        } else {
-            let days = parse_iso_date(date).ok_or(AddError::Row(Field::Date, RowErrorKind::InvalidDate))?;
-            let key = period_key(self.period, days);
-            let next = self.periods.len() as u32;
-            let slot = *self.period_index.entry(key).or_insert(next);
-            if slot == next {
-                self.periods.push((key, Acc::default()));
-            }
-            self.last_date.copy_from_slice(date);
-            self.last_period = slot;
-            slot
-        };
-        let q = parse_quantity(quantity).ok_or(AddError::Row(Field::Quantity, RowErrorKind::InvalidQuantity))?;
-        let p = parse_price(unit_price).ok_or(AddError::Row(Field::UnitPrice, RowErrorKind::InvalidPrice))?;
-        let amount = q.checked_mul(p).ok_or(AddError::Row(Field::UnitPrice, RowErrorKind::AmountOverflow))?;
+        let period_slot =
+            match pack_date(date).and_then(|k| self.date_slots.get(&k).map(|&s| (k, s))) {
+                Some((_, slot)) => slot,
+                None => self
+                    .new_date(date)
+                    .ok_or(AddError::Row(Field::Date, RowErrorKind::InvalidDate))?,
+            };
+        let q = parse_quantity(quantity).ok_or(AddError::Row(
+            Field::Quantity,
+            RowErrorKind::InvalidQuantity,
+        ))?;
+        let p = parse_price(unit_price)
+            .ok_or(AddError::Row(Field::UnitPrice, RowErrorKind::InvalidPrice))?;
+        let amount = q.checked_mul(p).ok_or(AddError::Row(
+            Field::UnitPrice,
+            RowErrorKind::AmountOverflow,
+        ))?;
         let cat_slot = match self.cat_index.get(category.as_ref()) {
             Some(&slot) => slot,
             None => {
@@ -371,7 +405,13 @@ pub(crate) fn finish(partials: Vec<Partial<'_>>, opts: &Options) -> Result<Repor
     let mut periods: BTreeMap<i32, Merged> = BTreeMap::new();
     for p in partials {
         skipped += p.skipped;
-        overall.absorb(Acc { count: p.count, sum: p.sum, min: p.min, max: p.max, amounts: Vec::new() })?;
+        overall.absorb(Acc {
+            count: p.count,
+            sum: p.sum,
+            min: p.min,
+            max: p.max,
+            amounts: Vec::new(),
+        })?;
         for (key, acc) in p.cats {
             match cats.get_mut(key.as_ref()) {
                 Some(m) => m.absorb(acc)?,
@@ -399,15 +439,23 @@ pub(crate) fn finish(partials: Vec<Partial<'_>>, opts: &Options) -> Result<Repor
         .into_par_iter()
         .map(|(key, m)| {
             let (label, start) = period_label(period, key);
-            PeriodStats { period: label, start, stats: m.stats() }
+            PeriodStats {
+                period: label,
+                start,
+                stats: m.stats(),
+            }
         })
         .collect();
     let mut top: Vec<TopCategory> = categories
         .iter()
-        .map(|c| TopCategory { category: c.category.clone(), sum: c.stats.sum, count: c.stats.count })
+        .map(|c| TopCategory {
+            category: c.category.clone(),
+            sum: c.stats.sum,
+            count: c.stats.count,
+        })
         .collect();
     // Stable sort over name-ordered input: ties keep name order.
-    top.sort_by(|a, b| b.sum.cmp(&a.sum));
+    top.sort_by_key(|t| std::cmp::Reverse(t.sum));
     top.truncate(opts.top);
     let empty = overall.count == 0;
     Ok(Report {
@@ -437,17 +485,34 @@ mod tests {
         assert_eq!(parse_price(b"12.05"), Some(1205));
         assert_eq!(parse_price(b"-0.99"), Some(-99));
         assert_eq!(parse_price(b" 3.10 "), Some(310));
-        for bad in ["", "-", "12.", ".5", "1.234", "1e3", "1,5", "12.3x", "--1", "99999999999999999"] {
+        for bad in [
+            "",
+            "-",
+            "12.",
+            ".5",
+            "1.234",
+            "1e3",
+            "1,5",
+            "12.3x",
+            "--1",
+            "99999999999999999",
+        ] {
             assert_eq!(parse_price(bad.as_bytes()), None, "{bad}");
         }
-        assert_eq!(parse_price(b"9999999999999999.99"), Some(999_999_999_999_999_999));
+        assert_eq!(
+            parse_price(b"9999999999999999.99"),
+            Some(999_999_999_999_999_999)
+        );
     }
 
     #[test]
     fn quantities() {
         assert_eq!(parse_quantity(b"7"), Some(7));
         assert_eq!(parse_quantity(b"-3"), Some(-3));
-        assert_eq!(parse_quantity(b"999999999999999999"), Some(999_999_999_999_999_999));
+        assert_eq!(
+            parse_quantity(b"999999999999999999"),
+            Some(999_999_999_999_999_999)
+        );
         for bad in ["", "1.5", "1000000000000000000", "x", "+"] {
             assert_eq!(parse_quantity(bad.as_bytes()), None, "{bad}");
         }
@@ -463,10 +528,22 @@ mod tests {
 
     #[test]
     fn nearest_rank() {
-        let m = Merged { count: 4, sum: 10, min: 1, max: 4, parts: vec![vec![4, 1], vec![3, 2]] };
+        let m = Merged {
+            count: 4,
+            sum: 10,
+            min: 1,
+            max: 4,
+            parts: vec![vec![4, 1], vec![3, 2]],
+        };
         let s = m.stats();
         assert_eq!((s.median, s.p95), (Money(2), Money(4)));
-        let m = Merged { count: 20, sum: 210, min: 1, max: 20, parts: vec![(1..=20).rev().collect()] };
+        let m = Merged {
+            count: 20,
+            sum: 210,
+            min: 1,
+            max: 20,
+            parts: vec![(1..=20).rev().collect()],
+        };
         let s = m.stats();
         assert_eq!((s.median, s.p95), (Money(10), Money(19)));
     }

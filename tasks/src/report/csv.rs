@@ -49,7 +49,11 @@ fn parse_record(data: &[u8], mut pos: usize, fields: &mut Vec<Span>) -> Result<u
             let end = loop {
                 match memchr(b'"', &data[i.min(n)..]) {
                     None => {
-                        return Err(RecordError { field: fields.len(), kind: RowErrorKind::UnterminatedQuote, resume: n });
+                        return Err(RecordError {
+                            field: fields.len(),
+                            kind: RowErrorKind::UnterminatedQuote,
+                            resume: n,
+                        });
                     }
                     Some(off) => {
                         let q = i + off;
@@ -62,7 +66,11 @@ fn parse_record(data: &[u8], mut pos: usize, fields: &mut Vec<Span>) -> Result<u
                     }
                 }
             };
-            fields.push(Span { start, end, escaped });
+            fields.push(Span {
+                start,
+                end,
+                escaped,
+            });
             pos = end + 1;
             match data.get(pos) {
                 None => return Ok(n),
@@ -89,16 +97,32 @@ fn parse_record(data: &[u8], mut pos: usize, fields: &mut Vec<Span>) -> Result<u
             }
             match data.get(i) {
                 Some(b',') => {
-                    fields.push(Span { start, end: i, escaped: false });
+                    fields.push(Span {
+                        start,
+                        end: i,
+                        escaped: false,
+                    });
                     pos = i + 1;
                 }
                 Some(b'"') => {
-                    return Err(RecordError { field: fields.len(), kind: RowErrorKind::MisplacedQuote, resume: resume_after(i) });
+                    return Err(RecordError {
+                        field: fields.len(),
+                        kind: RowErrorKind::MisplacedQuote,
+                        resume: resume_after(i),
+                    });
                 }
                 // A newline or the end of input.
                 _ => {
-                    let end = if i > start && data[i - 1] == b'\r' { i - 1 } else { i };
-                    fields.push(Span { start, end, escaped: false });
+                    let end = if i > start && data[i - 1] == b'\r' {
+                        i - 1
+                    } else {
+                        i
+                    };
+                    fields.push(Span {
+                        start,
+                        end,
+                        escaped: false,
+                    });
                     return Ok((i + 1).min(n));
                 }
             }
@@ -133,7 +157,10 @@ struct Columns {
 
 impl Columns {
     fn name(&self, index: usize) -> String {
-        self.names.get(index).cloned().unwrap_or_else(|| "*".to_owned())
+        self.names
+            .get(index)
+            .cloned()
+            .unwrap_or_else(|| "*".to_owned())
     }
 
     fn of(&self, field: Field) -> usize {
@@ -149,12 +176,20 @@ impl Columns {
 /// A chunk's failure; `row` is local to the chunk (1-based).
 #[derive(Debug)]
 enum ChunkError {
-    Row { row: u64, column: String, kind: RowErrorKind },
+    Row {
+        row: u64,
+        column: String,
+        kind: RowErrorKind,
+    },
     Overflow,
     TooManyRows,
 }
 
-fn parse_chunk<'a>(data: &'a [u8], cols: &Columns, opts: &Options) -> Result<Partial<'a>, (Partial<'a>, ChunkError)> {
+fn parse_chunk<'a>(
+    data: &'a [u8],
+    cols: &Columns,
+    opts: &Options,
+) -> Result<Partial<'a>, ChunkError> {
     let mut partial = Partial::new(opts.period);
     let mut fields = Vec::with_capacity(cols.names.len());
     let mut pos = 0;
@@ -172,7 +207,7 @@ fn parse_chunk<'a>(data: &'a [u8], cols: &Columns, opts: &Options) -> Result<Par
         }
         partial.rows += 1;
         if partial.rows > opts.limits.max_rows {
-            return Err((partial, ChunkError::TooManyRows));
+            return Err(ChunkError::TooManyRows);
         }
         let failure = match parse_record(data, pos, &mut fields) {
             Err(e) => {
@@ -188,9 +223,14 @@ fn parse_chunk<'a>(data: &'a [u8], cols: &Columns, opts: &Options) -> Result<Par
                 } else {
                     let span = |i: usize| &data[fields[i].start..fields[i].end];
                     let category = unescape(data, fields[cols.category]);
-                    match partial.add(span(cols.date), category, span(cols.quantity), span(cols.unit_price)) {
+                    match partial.add(
+                        span(cols.date),
+                        category,
+                        span(cols.quantity),
+                        span(cols.unit_price),
+                    ) {
                         Ok(()) => None,
-                        Err(AddError::Overflow) => return Err((partial, ChunkError::Overflow)),
+                        Err(AddError::Overflow) => return Err(ChunkError::Overflow),
                         Err(AddError::Row(field, kind)) => Some((cols.name(cols.of(field)), kind)),
                     }
                 }
@@ -201,7 +241,7 @@ fn parse_chunk<'a>(data: &'a [u8], cols: &Columns, opts: &Options) -> Result<Par
                 OnBadRow::Skip => partial.skipped += 1,
                 OnBadRow::Fail => {
                     let row = partial.rows;
-                    return Err((partial, ChunkError::Row { row, column, kind }));
+                    return Err(ChunkError::Row { row, column, kind });
                 }
             }
         }
@@ -217,13 +257,26 @@ pub(crate) fn report(data: &[u8], opts: &Options) -> Result<Report, ReportError>
         return Err(ReportError::MissingColumn("date".to_owned()));
     } else {
         parse_record(data, 0, &mut header).map_err(|e| {
-            ReportError::Row(RowError { row: 0, column: "*".to_owned(), kind: e.kind })
+            ReportError::Row(RowError {
+                row: 0,
+                column: "*".to_owned(),
+                kind: e.kind,
+            })
         })?
     };
-    let names: Vec<String> =
-        header.iter().map(|&s| String::from_utf8_lossy(&unescape(data, s)).trim().to_owned()).collect();
+    let names: Vec<String> = header
+        .iter()
+        .map(|&s| {
+            String::from_utf8_lossy(&unescape(data, s))
+                .trim()
+                .to_owned()
+        })
+        .collect();
     let find = |name: &str| {
-        names.iter().position(|n| n == name).ok_or_else(|| ReportError::MissingColumn(name.to_owned()))
+        names
+            .iter()
+            .position(|n| n == name)
+            .ok_or_else(|| ReportError::MissingColumn(name.to_owned()))
     };
     let cols = Columns {
         date: find("date")?,
@@ -234,7 +287,10 @@ pub(crate) fn report(data: &[u8], opts: &Options) -> Result<Report, ReportError>
     };
     let body = &data[body_start..];
     let bounds = chunk_bounds(body);
-    let results: Vec<_> = bounds.par_windows(2).map(|w| parse_chunk(&body[w[0]..w[1]], &cols, opts)).collect();
+    let results: Vec<_> = bounds
+        .par_windows(2)
+        .map(|w| parse_chunk(&body[w[0]..w[1]], &cols, opts))
+        .collect();
     let mut partials = Vec::with_capacity(results.len());
     let mut rows_before = 0u64;
     for r in results {
@@ -243,17 +299,25 @@ pub(crate) fn report(data: &[u8], opts: &Options) -> Result<Report, ReportError>
                 rows_before += p.rows;
                 partials.push(p);
             }
-            Err((_, ChunkError::Row { row, column, kind })) => {
-                return Err(ReportError::Row(RowError { row: rows_before + row, column, kind }));
+            Err(ChunkError::Row { row, column, kind }) => {
+                return Err(ReportError::Row(RowError {
+                    row: rows_before + row,
+                    column,
+                    kind,
+                }));
             }
-            Err((_, ChunkError::Overflow)) => return Err(ReportError::Overflow),
-            Err((_, ChunkError::TooManyRows)) => {
-                return Err(ReportError::TooManyRows { limit: opts.limits.max_rows });
+            Err(ChunkError::Overflow) => return Err(ReportError::Overflow),
+            Err(ChunkError::TooManyRows) => {
+                return Err(ReportError::TooManyRows {
+                    limit: opts.limits.max_rows,
+                });
             }
         }
     }
     if rows_before > opts.limits.max_rows {
-        return Err(ReportError::TooManyRows { limit: opts.limits.max_rows });
+        return Err(ReportError::TooManyRows {
+            limit: opts.limits.max_rows,
+        });
     }
     finish(partials, opts)
 }
@@ -261,10 +325,17 @@ pub(crate) fn report(data: &[u8], opts: &Options) -> Result<Report, ReportError>
 /// Chunk boundaries (first 0, last `body.len()`), each at the start of a record.
 fn chunk_bounds(body: &[u8]) -> Vec<usize> {
     let segments: Vec<&[u8]> = body.chunks(CHUNK).collect();
-    let odd: Vec<bool> = segments.par_iter().map(|s| memchr_iter(b'"', s).count() % 2 == 1).collect();
+    let odd: Vec<bool> = segments
+        .par_iter()
+        .map(|s| memchr_iter(b'"', s).count() % 2 == 1)
+        .collect();
     let mut bounds = vec![0];
     let mut in_quotes = false;
-    for (k, seg_odd) in odd.iter().enumerate().take(segments.len().saturating_sub(1)) {
+    for (k, seg_odd) in odd
+        .iter()
+        .enumerate()
+        .take(segments.len().saturating_sub(1))
+    {
         in_quotes ^= seg_odd;
         let nominal = (k + 1) * CHUNK;
         let mut inq = in_quotes;
@@ -292,14 +363,24 @@ mod tests {
     fn record(s: &str) -> Result<Vec<String>, RowErrorKind> {
         let mut f = Vec::new();
         parse_record(s.as_bytes(), 0, &mut f).map_err(|e| e.kind)?;
-        Ok(f.iter().map(|&sp| String::from_utf8(unescape(s.as_bytes(), sp).into_owned()).unwrap_or_default()).collect())
+        Ok(f.iter()
+            .map(|&sp| {
+                String::from_utf8(unescape(s.as_bytes(), sp).into_owned()).unwrap_or_default()
+            })
+            .collect())
     }
 
     #[test]
     fn rfc4180_quoting() {
         assert_eq!(record("a,b,c\n").unwrap_or_default(), ["a", "b", "c"]);
-        assert_eq!(record("a,\"b,1\",\"say \"\"hi\"\"\"\r\nx").unwrap_or_default(), ["a", "b,1", "say \"hi\""]);
-        assert_eq!(record("\"line\nbreak\",,").unwrap_or_default(), ["line\nbreak", "", ""]);
+        assert_eq!(
+            record("a,\"b,1\",\"say \"\"hi\"\"\"\r\nx").unwrap_or_default(),
+            ["a", "b,1", "say \"hi\""]
+        );
+        assert_eq!(
+            record("\"line\nbreak\",,").unwrap_or_default(),
+            ["line\nbreak", "", ""]
+        );
         assert_eq!(record("a,b").unwrap_or_default(), ["a", "b"]);
         assert_eq!(record("\"open"), Err(RowErrorKind::UnterminatedQuote));
         assert_eq!(record("\"a\"b,c"), Err(RowErrorKind::MisplacedQuote));

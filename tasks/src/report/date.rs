@@ -121,7 +121,15 @@ mod tests {
 
     #[test]
     fn rejects_impossible_dates() {
-        for bad in ["2023-02-29", "2024-13-01", "2024-00-10", "2024-04-31", "2024-1-01", "20240101", "2024-01-0a"] {
+        for bad in [
+            "2023-02-29",
+            "2024-13-01",
+            "2024-00-10",
+            "2024-04-31",
+            "2024-1-01",
+            "20240101",
+            "2024-01-0a",
+        ] {
             assert_eq!(parse_iso_date(bad.as_bytes()), None, "{bad}");
         }
         assert!(parse_iso_date(b"2024-02-29").is_some());
@@ -130,7 +138,13 @@ mod tests {
 
     #[test]
     fn iso_weeks_at_year_edges() {
-        let label = |y, m, d| period_label(Period::Week, period_key(Period::Week, days_from_civil(y, m, d))).0;
+        let label = |y, m, d| {
+            period_label(
+                Period::Week,
+                period_key(Period::Week, days_from_civil(y, m, d)),
+            )
+            .0
+        };
         assert_eq!(label(2021, 1, 3), "2020-W53");
         assert_eq!(label(2021, 1, 4), "2021-W01");
         assert_eq!(label(2024, 12, 30), "2025-W01");

@@ -43,7 +43,9 @@ fn string(raw: &RawValue) -> Option<Cow<'_, [u8]>> {
     let s = raw.get();
     let inner = s.strip_prefix('"')?.strip_suffix('"')?;
     if inner.contains('\\') {
-        serde_json::from_str::<String>(s).ok().map(|s| Cow::Owned(s.into_bytes()))
+        serde_json::from_str::<String>(s)
+            .ok()
+            .map(|s| Cow::Owned(s.into_bytes()))
     } else {
         Some(Cow::Borrowed(inner.as_bytes()))
     }
@@ -52,12 +54,18 @@ fn string(raw: &RawValue) -> Option<Cow<'_, [u8]>> {
 /// A number's literal text, or the content of a string holding one.
 fn number(raw: &RawValue) -> &[u8] {
     let s = raw.get();
-    s.strip_prefix('"').and_then(|s| s.strip_suffix('"')).unwrap_or(s).as_bytes()
+    s.strip_prefix('"')
+        .and_then(|s| s.strip_suffix('"'))
+        .unwrap_or(s)
+        .as_bytes()
 }
 
-fn add_row<'a>(partial: &mut Partial<'a>, raw: &'a RawValue) -> Result<(), (String, RowErrorKind, bool)> {
-    let row: Row<'a> =
-        serde_json::from_str(raw.get()).map_err(|_| ("*".to_owned(), RowErrorKind::WrongType, false))?;
+fn add_row<'a>(
+    partial: &mut Partial<'a>,
+    raw: &'a RawValue,
+) -> Result<(), (String, RowErrorKind, bool)> {
+    let row: Row<'a> = serde_json::from_str(raw.get())
+        .map_err(|_| ("*".to_owned(), RowErrorKind::WrongType, false))?;
     let need = |v: Option<&'a RawValue>, f: Field| {
         v.ok_or_else(|| (field_name(f).to_owned(), RowErrorKind::MissingField, false))
     };
@@ -68,17 +76,22 @@ fn add_row<'a>(partial: &mut Partial<'a>, raw: &'a RawValue) -> Result<(), (Stri
     let wrong = |f: Field| (field_name(f).to_owned(), RowErrorKind::WrongType, false);
     let date = string(date).ok_or_else(|| wrong(Field::Date))?;
     let category = string(category).ok_or_else(|| wrong(Field::Category))?;
-    partial.add(&date, category, number(quantity), number(unit_price)).map_err(|e| match e {
-        AddError::Row(f, kind) => (field_name(f).to_owned(), kind, false),
-        AddError::Overflow => (String::new(), RowErrorKind::AmountOverflow, true),
-    })
+    partial
+        .add(&date, category, number(quantity), number(unit_price))
+        .map_err(|e| match e {
+            AddError::Row(f, kind) => (field_name(f).to_owned(), kind, false),
+            AddError::Overflow => (String::new(), RowErrorKind::AmountOverflow, true),
+        })
 }
 
 /// Builds the report from a JSON array of row objects.
 pub(crate) fn report(data: &[u8], opts: &Options) -> Result<Report, ReportError> {
-    let rows: Vec<&RawValue> = serde_json::from_slice(data).map_err(|e| ReportError::Json(e.to_string()))?;
+    let rows: Vec<&RawValue> =
+        serde_json::from_slice(data).map_err(|e| ReportError::Json(e.to_string()))?;
     if rows.len() as u64 > opts.limits.max_rows {
-        return Err(ReportError::TooManyRows { limit: opts.limits.max_rows });
+        return Err(ReportError::TooManyRows {
+            limit: opts.limits.max_rows,
+        });
     }
     let results: Vec<Result<Partial<'_>, ReportError>> = rows
         .par_chunks(CHUNK_ROWS)

@@ -67,7 +67,8 @@ use serde::{Deserialize, Serialize};
 
 pub use self::error::{ReportError, RowError, RowErrorKind};
 pub use self::types::{
-    CategoryStats, GroupStats, Limits, Money, OnBadRow, Period, PeriodStats, Report, Summary, TopCategory,
+    CategoryStats, GroupStats, Limits, Money, OnBadRow, Period, PeriodStats, Report, Summary,
+    TopCategory,
 };
 
 /// The rows to aggregate.
@@ -119,7 +120,13 @@ impl ReportTask {
     }
 
     fn new(input: Input) -> Self {
-        Self { input, period: Period::Month, top: 10, limits: Limits::default(), on_bad_row: OnBadRow::Fail }
+        Self {
+            input,
+            period: Period::Month,
+            top: 10,
+            limits: Limits::default(),
+            on_bad_row: OnBadRow::Fail,
+        }
     }
 
     /// Buckets the per-period table by `period`. Default: [`Period::Month`].
@@ -157,9 +164,17 @@ impl ReportTask {
             Input::Csv(b) | Input::Json(b) => b,
         };
         if bytes.len() > self.limits.max_input_bytes {
-            return Err(ReportError::InputTooLarge { size: bytes.len(), limit: self.limits.max_input_bytes });
+            return Err(ReportError::InputTooLarge {
+                size: bytes.len(),
+                limit: self.limits.max_input_bytes,
+            });
         }
-        let opts = agg::Options { period: self.period, top: self.top, limits: self.limits, on_bad_row: self.on_bad_row };
+        let opts = agg::Options {
+            period: self.period,
+            top: self.top,
+            limits: self.limits,
+            on_bad_row: self.on_bad_row,
+        };
         match &self.input {
             Input::Csv(b) => csv::report(b, &opts),
             Input::Json(b) => json::report(b, &opts),

@@ -6,15 +6,43 @@ use std::fmt::Write as _;
 
 /// Category names; some need CSV quoting.
 pub const CATEGORIES: [&str; 24] = [
-    "Books, Music", "Electronics", "Garden", "Toys \"Deluxe\"", "Grocery", "Beauty", "Sports",
-    "Automotive", "Office", "Pets", "Baby", "Tools", "Jewelry", "Shoes", "Furniture", "Kitchen",
-    "Health", "Software", "Games", "Crafts", "Outdoor", "Lighting", "Travel", "Watches",
+    "Books, Music",
+    "Electronics",
+    "Garden",
+    "Toys \"Deluxe\"",
+    "Grocery",
+    "Beauty",
+    "Sports",
+    "Automotive",
+    "Office",
+    "Pets",
+    "Baby",
+    "Tools",
+    "Jewelry",
+    "Shoes",
+    "Furniture",
+    "Kitchen",
+    "Health",
+    "Software",
+    "Games",
+    "Crafts",
+    "Outdoor",
+    "Lighting",
+    "Travel",
+    "Watches",
 ];
 
 const REGIONS: [&str; 6] = ["EU-West", "EU-East", "US-East", "US-West", "APAC", "LATAM"];
 
 const DESCRIPTIONS: [&str; 8] = [
-    "standard order", "gift, wrapped", "bulk", "the \"big\" one", "promo", "repeat", "web", "store",
+    "standard order",
+    "gift, wrapped",
+    "bulk",
+    "the \"big\" one",
+    "promo",
+    "repeat",
+    "web",
+    "store",
 ];
 
 /// One generated transaction; `unit_price_cents` is the exact price in minor units.
@@ -67,7 +95,14 @@ pub fn rows(rows: usize, seed: u64) -> Vec<Row> {
                 quantity = -quantity;
             }
             let unit_price_cents = 50 + rng.below(99_950) as i64;
-            Row { date: format!("{y:04}-{m:02}-{d:02}"), category, region, description, quantity, unit_price_cents }
+            Row {
+                date: format!("{y:04}-{m:02}-{d:02}"),
+                category,
+                region,
+                description,
+                quantity,
+                unit_price_cents,
+            }
         })
         .collect()
 }
@@ -94,7 +129,13 @@ pub fn to_csv(rows: &[Row]) -> Vec<u8> {
         push_field(&mut out, r.region);
         out.push(',');
         push_field(&mut out, r.description);
-        let _ = writeln!(out, ",{},{}.{:02}", r.quantity, r.unit_price_cents / 100, r.unit_price_cents % 100);
+        let _ = writeln!(
+            out,
+            ",{},{}.{:02}",
+            r.quantity,
+            r.unit_price_cents / 100,
+            r.unit_price_cents % 100
+        );
     }
     out.into_bytes()
 }

@@ -17,7 +17,9 @@ use serde::{Deserialize, Serialize};
 /// assert_eq!(Money(-1205).to_string(), "-12.05");
 /// assert_eq!(Money(7).minor_units(), 7);
 /// ```
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default, Serialize, Deserialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default, Serialize, Deserialize,
+)]
 #[serde(transparent)]
 pub struct Money(pub i64);
 
@@ -74,7 +76,10 @@ pub struct Limits {
 
 impl Default for Limits {
     fn default() -> Self {
-        Self { max_input_bytes: 512 << 20, max_rows: 20_000_000 }
+        Self {
+            max_input_bytes: 512 << 20,
+            max_rows: 20_000_000,
+        }
     }
 }
 
