@@ -37,12 +37,12 @@ const REGIONS: [&str; 6] = ["EU-West", "EU-East", "US-East", "US-West", "APAC", 
 const DESCRIPTIONS: [&str; 8] = [
     "standard order",
     "gift, wrapped",
-    "bulk",
+    "bulk purchase",
     "the \"big\" one",
-    "promo",
-    "repeat",
-    "web",
-    "store",
+    "promo code applied",
+    "repeat customer",
+    "web checkout",
+    "in-store pickup",
 ];
 
 /// One generated transaction; `unit_price_cents` is the exact price in minor units.
