@@ -53,7 +53,7 @@
 
 mod agg;
 mod csv;
-mod date;
+pub(crate) mod date;
 mod error;
 mod json;
 #[doc(hidden)]
