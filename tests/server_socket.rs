@@ -85,7 +85,7 @@ async fn smoke() {
 async fn graceful_shutdown_finishes_in_flight_requests_then_stops() {
     let s = state();
     let (addr, stop, server) = serve(s.clone()).await;
-    let (gate, running) = support::occupy(&s.pool);
+    let busy = support::occupy(&s.pool);
     let mut in_flight = send_thumbnail_request(addr).await;
     until(|| s.pool.queued() == 1).await;
 
@@ -94,7 +94,7 @@ async fn graceful_shutdown_finishes_in_flight_requests_then_stops() {
     until(|| std::net::TcpStream::connect(addr).is_err()).await;
     assert!(!server.is_finished(), "waits for the in-flight request");
 
-    gate.open();
+    busy.release().await;
     let mut response = vec![0u8; 4096];
     let n = in_flight.read(&mut response).await.unwrap();
     let head = String::from_utf8_lossy(&response[..n]);
@@ -104,9 +104,6 @@ async fn graceful_shutdown_finishes_in_flight_requests_then_stops() {
         .await
         .unwrap()
         .unwrap();
-    for h in running {
-        h.await.unwrap();
-    }
     s.pool.shutdown().await;
     let m = s.pool.metrics();
     assert_eq!(m.tasks["thumbnail"].run.count, 1);
@@ -117,16 +114,13 @@ async fn graceful_shutdown_finishes_in_flight_requests_then_stops() {
 async fn a_disconnected_clients_queued_task_never_runs() {
     let s = state();
     let (addr, stop, server) = serve(s.clone()).await;
-    let (gate, running) = support::occupy(&s.pool);
+    let busy = support::occupy(&s.pool);
     let client = send_thumbnail_request(addr).await;
     until(|| s.pool.queued() == 1).await;
     drop(client);
     // The server notices the closed connection and drops the handler, cancelling the task.
     until(|| s.pool.metrics().cancelled == 1).await;
-    gate.open();
-    for h in running {
-        h.await.unwrap();
-    }
+    busy.release().await;
     stop.send(()).unwrap();
     server.await.unwrap();
     s.pool.shutdown().await;
