@@ -323,10 +323,10 @@ impl<O: Send + 'static> TaskHandle<O> {
             if shared.is_closed() {
                 return Err(Error::Closed);
             }
-            let started = Instant::now();
-            if meta.deadline.is_some_and(|d| started >= d) {
+            if meta.expired() {
                 return Err(meta.timed_out());
             }
+            let started = worker::stamp();
             shared.inline_started();
             let (result, _, _) = worker::invoke(task, &meta, shared, started, None);
             shared.inline_finished();

@@ -138,6 +138,9 @@ impl Shared {
             let (tx, rx) = crossbeam_channel::bounded(config.capacity);
             Queue { tx, rx }
         };
+        // The timestamp clock calibrates once per process (about 10 ms): do it here, not
+        // on the first task.
+        let _ = worker::stamp();
         let slots = (0..=config.threads)
             .map(|_| CachePadded::new(Mutex::new(Slot::default())))
             .collect();
@@ -204,7 +207,7 @@ impl Shared {
         let name = options.name.unwrap_or_else(|| task.name());
         let meta = JobMeta {
             name,
-            enqueued: Instant::now(),
+            enqueued: worker::stamp(),
             timeout: options.timeout,
             deadline,
             parent: tracing::Span::current(),
@@ -255,7 +258,7 @@ impl Shared {
     /// A drainer: claims and runs queued tasks, most urgent first, until none is left.
     fn drain(&self) {
         let mut finished = false;
-        let mut now = Instant::now();
+        let mut now = worker::stamp();
         // Each swap retires the previous task (if any) and claims the next one, or retires
         // the drainer when nothing is queued.
         while let Some(state) = self.claim_next(std::mem::replace(&mut finished, true)) {
@@ -273,7 +276,7 @@ impl Shared {
                 Err(payload) => {
                     let message = worker::panic_message(payload.as_ref());
                     tracing::error!(%message, "offload: panic while finishing a task");
-                    now = Instant::now();
+                    now = worker::stamp();
                 }
             }
         }
