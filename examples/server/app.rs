@@ -445,7 +445,8 @@ async fn request_log(State(state): State<AppState>, request: Request, next: Next
     let response = next.run(request).await;
     let elapsed = started.elapsed();
     let status = response.status().as_u16();
-    let duration_ms = elapsed.as_secs_f64() * 1e3;
+    // Milliseconds with microsecond precision.
+    let duration_ms = (elapsed.as_secs_f64() * 1e6).round() / 1e3;
     if elapsed > state.config.slow_request {
         tracing::warn!(%method, %path, status, duration_ms, "slow request");
     } else {
