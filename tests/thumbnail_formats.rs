@@ -182,3 +182,38 @@ fn undecodable_error_names_the_sniffed_format() {
         other => panic!("expected undecodable, got {other:?}"),
     }
 }
+
+#[test]
+fn cmyk_progressive_and_grey_jpeg() {
+    // Each variant of the same 64x64 picture must look like the PNG it was made from.
+    let reference = Thumbnail::fit(fixture("astronaut_64.png"), 32, 32)
+        .format(Format::Png)
+        .run()
+        .unwrap();
+    let reference = decode(&reference.bytes);
+    for name in ["astronaut_64_cmyk.jpg", "astronaut_64_progressive.jpg"] {
+        let out = Thumbnail::fit(fixture(name), 32, 32)
+            .format(Format::Png)
+            .run()
+            .unwrap();
+        let db = support::psnr(&decode(&out.bytes), &reference);
+        assert!(db > 25.0, "{name}: {db:.1} dB");
+    }
+    let grey = image::load_from_memory(&fixture("astronaut_64.png"))
+        .unwrap()
+        .to_luma8();
+    let mut jpeg = Vec::new();
+    image::codecs::jpeg::JpegEncoder::new_with_quality(&mut jpeg, 95)
+        .encode_image(&grey)
+        .unwrap();
+    let out = Thumbnail::fit(jpeg, 32, 32)
+        .format(Format::Png)
+        .run()
+        .unwrap();
+    let img = decode(&out.bytes);
+    assert_eq!(img.dimensions(), (32, 32));
+    assert!(
+        img.pixels().all(|p| p[0] == p[1] && p[1] == p[2]),
+        "grey stays grey"
+    );
+}

@@ -35,7 +35,7 @@
 //! # Performance
 //!
 //! JPEG is decoded by libjpeg-turbo at 1/2, 1/4 or 1/8 scale inside the inverse DCT
-//! (shrink-on-load), keeping at least twice the output size, and the rest is a Lanczos3
+//! (shrink-on-load), keeping at least 1.5 times the output size, and the rest is a Lanczos3
 //! convolution with AVX2/SSE4.1/NEON (`fast_image_resize`). A 6028x3391 photo decodes to
 //! 754x424 without ever materialising the 20-megapixel image.
 
