@@ -33,9 +33,19 @@ pub(crate) fn resize(
     let src_view =
         ImageRef::new(src.width, src.height, &src.data, pixel_type).map_err(|e| err(&e))?;
     let mut dst = Image::new(width, height, pixel_type);
+    // The crop is computed in floating point (and rescaled after a shrunk decode); keep
+    // rounding error from pushing it a hair outside the image, which the resizer rejects.
+    let (w, h) = (f64::from(src.width), f64::from(src.height));
+    let left = crop.left.clamp(0.0, w - 1.0);
+    let top = crop.top.clamp(0.0, h - 1.0);
     let options = ResizeOptions::new()
         .resize_alg(ResizeAlg::Convolution(FilterType::Lanczos3))
-        .crop(crop.left, crop.top, crop.width, crop.height);
+        .crop(
+            left,
+            top,
+            crop.width.min(w - left),
+            crop.height.min(h - top),
+        );
     Resizer::new()
         .resize(&src_view, &mut dst, &options)
         .map_err(|e| err(&e))?;
