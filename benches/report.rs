@@ -1,0 +1,54 @@
+//! Report task on a 1,000,000-row (~50 MB) CSV: one pool thread versus two.
+//!
+//! `cargo bench --bench report`. Set `REPORT_CSV=/path/file.csv` to measure a given file
+//! (the comparison script in `scripts/report-vs-polars/` does, so both sides read the same
+//! bytes); otherwise the file is generated with the same seeded generator.
+
+use std::hint::black_box;
+
+use criterion::{BatchSize, Criterion, criterion_group, criterion_main};
+use offload::Pool;
+use offload_tasks::report::{Period, ReportTask, synth};
+
+fn input() -> Vec<u8> {
+    match std::env::var_os("REPORT_CSV") {
+        Some(path) => std::fs::read(path).expect("REPORT_CSV names a readable file"),
+        None => synth::csv(1_000_000, 42),
+    }
+}
+
+fn report(c: &mut Criterion) {
+    let data = input();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("tokio runtime");
+    let mut group = c.benchmark_group("report_1m_rows");
+    group.sample_size(10);
+    group.throughput(criterion::Throughput::Bytes(data.len() as u64));
+    for threads in [1, 2] {
+        let pool = Pool::builder().threads(threads).build().expect("pool");
+        group.bench_function(format!("pool_{threads}_thread"), |b| {
+            b.to_async(&rt).iter_batched(
+                || {
+                    ReportTask::from_csv(black_box(data.clone()))
+                        .by(Period::Month)
+                        .top(10)
+                },
+                |task| async {
+                    let report = pool
+                        .run(task)
+                        .await
+                        .expect("pool ran the task")
+                        .expect("valid csv");
+                    black_box(report)
+                },
+                BatchSize::PerIteration,
+            );
+        });
+    }
+    group.finish();
+}
+
+criterion_group!(benches, report);
+criterion_main!(benches);

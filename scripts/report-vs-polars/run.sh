@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# Report task versus polars / pandas / DuckDB on the same 1,000,000-row CSV, in one run.
+#
+#   bash scripts/report-vs-polars/run.sh            # from the workspace root
+#
+# Creates a venv in scripts/report-vs-polars/.venv (gitignored) on first use, writes the
+# seeded CSV to scripts/report-vs-polars/data/ (gitignored), times each Python engine
+# (median of 7, file read included), then runs `cargo bench --bench report` on the same
+# file and prints the Rust medians (pool with 1 and 2 threads) from criterion's estimates.
+set -euo pipefail
+here="$(cd "$(dirname "$0")" && pwd)"
+root="$(cd "$here/../.." && pwd)"
+rows="${ROWS:-1000000}"
+csv="$here/data/transactions-$rows.csv"
+
+if [ ! -x "$here/.venv/bin/python" ]; then
+    python3 -m venv "$here/.venv"
+    "$here/.venv/bin/pip" install -q polars pandas duckdb
+fi
+mkdir -p "$here/data"
+[ -f "$csv" ] || "$here/.venv/bin/python" "$here/gen.py" "$csv" "$rows" 42
+echo "file: $csv ($(stat -c %s "$csv") bytes, $rows rows); cores: $(nproc); load: $(cut -d' ' -f1-3 /proc/loadavg)"
+
+for engine in polars duckdb pandas; do
+    "$here/.venv/bin/python" "$here/bench.py" "$engine" "$csv" 7 || echo "$engine: failed"
+done
+for t in 1 2; do
+    POLARS_MAX_THREADS=$t "$here/.venv/bin/python" "$here/bench.py" polars "$csv" 7 | sed "s/^polars/polars ($t thread)/"
+done
+
+cd "$root"
+REPORT_CSV="$csv" cargo bench --bench report -- --noplot > "$here/data/cargo-bench.log" 2>&1
+for t in 1 2; do
+    est="target/criterion/report_1m_rows/pool_${t}_thread/new/estimates.json"
+    "$here/.venv/bin/python" -c "import json,sys; e=json.load(open('$est')); print(f'offload ReportTask, pool {t} thread(s): median {e[\"median\"][\"point_estimate\"]/1e6:.0f} ms')"
+done
+echo "load after: $(cut -d' ' -f1-3 /proc/loadavg)"
