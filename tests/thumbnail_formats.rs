@@ -165,11 +165,19 @@ fn png_and_webp_output_keep_alpha() {
             "{format}: corner should stay transparent"
         );
         let centre = img.get_pixel(50, 50).0;
-        assert_eq!(centre, [255, 0, 0, 255], "{format}: centre");
-        // Premultiplied resizing: no dark fringe where red meets transparent black.
-        for px in img.pixels().filter(|p| p[3] > 0) {
-            assert!(px[0] > 200, "{format}: fringe pixel {px:?}");
-        }
+        assert!(
+            centre[0] > 230 && centre[1] < 30 && centre[2] < 30 && centre[3] == 255,
+            "{format}: centre {centre:?}"
+        );
+    }
+    // Premultiplied resizing: no dark fringe where red meets transparent black. (Checked on
+    // the lossless PNG; lossy WebP's 4:2:0 chroma blurs edges by itself.)
+    let out = Thumbnail::fit(src, 100, 100)
+        .format(Format::Png)
+        .run()
+        .unwrap();
+    for px in decode(&out.bytes).pixels().filter(|p| p[3] > 0) {
+        assert!(px[0] > 200 && px[1] < 20, "fringe pixel {px:?}");
     }
 }
 
@@ -216,4 +224,25 @@ fn cmyk_progressive_and_grey_jpeg() {
         img.pixels().all(|p| p[0] == p[1] && p[1] == p[2]),
         "grey stays grey"
     );
+}
+
+#[test]
+fn quality_applies_to_jpeg_and_webp() {
+    let src = fixture("seeding_1200x675.jpg");
+    for format in [Format::Jpeg, Format::WebP] {
+        let size = |q| {
+            let out = Thumbnail::fit(src.clone(), 256, 256)
+                .format(format)
+                .quality(q)
+                .run()
+                .unwrap();
+            assert_eq!(decode(&out.bytes).dimensions(), (256, 144));
+            out.bytes.len()
+        };
+        let (low, high) = (size(10), size(95));
+        assert!(
+            low * 2 < high,
+            "{format}: quality 10 gives {low} bytes, 95 gives {high}"
+        );
+    }
 }

@@ -91,7 +91,7 @@ pub enum Format {
     Jpeg,
     /// PNG, RGB or RGBA; lossless, `quality` is ignored.
     Png,
-    /// Lossless WebP, RGB or RGBA; `quality` is ignored.
+    /// Lossy WebP at [`quality`](Thumbnail::quality), RGB or RGBA (libwebp).
     WebP,
 }
 
@@ -195,7 +195,7 @@ pub struct ThumbnailOptions {
     pub fit: Fit,
     /// Output encoding. Default: [`Format::Jpeg`].
     pub format: Format,
-    /// JPEG quality, `1..=100`. Default: 80.
+    /// JPEG and WebP quality, `1..=100`. Default: 80.
     pub quality: u8,
     /// RGB colour under transparent pixels in JPEG output. Default: white.
     pub background: [u8; 3],
@@ -340,7 +340,7 @@ impl Thumbnail {
         self
     }
 
-    /// Sets the JPEG quality, `1..=100` (checked when run). Default: 80.
+    /// Sets the JPEG and WebP quality, `1..=100` (checked when run). Default: 80.
     pub fn quality(mut self, quality: u8) -> Self {
         self.options.quality = quality;
         self
@@ -466,7 +466,7 @@ pub fn thumbnail(
             (jpeg::encode(&flat, options.quality)?, flat)
         }
         Format::Png => (codec::encode_png(&upright)?, upright),
-        Format::WebP => (codec::encode_webp(&upright)?, upright),
+        Format::WebP => (codec::encode_webp(&upright, options.quality)?, upright),
     };
     Ok(ThumbnailOutput {
         bytes,
