@@ -458,7 +458,7 @@ pub fn thumbnail(
         (raster, plan, orientation)
     };
 
-    let resized = resize::resize(raster, plan.crop, plan.out_w, plan.out_h)?;
+    let resized = resize::resize(raster, plan.crop, plan.out_w, plan.out_h, options.format)?;
     let upright = resized.orient(orientation);
     let (bytes, upright) = match options.format {
         Format::Jpeg => {

@@ -7,7 +7,8 @@ use super::geometry::Crop;
 use super::raster::Raster;
 use super::{Format, ThumbnailError};
 
-/// Resizes the `crop` region of `src` to `width` x `height`.
+/// Resizes the `crop` region of `src` to `width` x `height` (for a `format` thumbnail, named
+/// in errors).
 ///
 /// `crop` is in `src` pixels. RGBA is premultiplied for the filter and back, so transparent
 /// pixels do not bleed their colour into opaque ones.
@@ -16,13 +17,14 @@ pub(crate) fn resize(
     crop: Crop,
     width: u32,
     height: u32,
+    format: Format,
 ) -> Result<Raster, ThumbnailError> {
     if src.width == width && src.height == height && crop.is_full(src.width, src.height) {
         return Ok(src);
     }
     // A failure here means inconsistent sizes, a bug; report it rather than panic.
     let err = |e: &dyn std::fmt::Display| ThumbnailError::Encode {
-        format: Format::Jpeg,
+        format,
         reason: format!("resize: {e}"),
     };
     let pixel_type = if src.channels == 4 {
