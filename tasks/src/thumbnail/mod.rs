@@ -440,17 +440,14 @@ pub fn thumbnail(
         let header = jpeg::read_header(bytes)?;
         limits.check_pixels(header.width, header.height)?;
         let plan = stored_plan(header.width, header.height, header.orientation, options)?;
-        let raster = jpeg::decode_scaled(
+        let (raster, scale) = jpeg::decode_scaled(
             bytes,
             &header,
             (plan.crop.width, plan.crop.height),
             (plan.out_w, plan.out_h),
         )?;
         // The shrunk decode covers the same area, so the crop scales with it.
-        let plan = plan.scaled(
-            f64::from(raster.width) / f64::from(header.width),
-            f64::from(raster.height) / f64::from(header.height),
-        );
+        let plan = plan.scaled(scale, scale);
         (raster, plan, header.orientation)
     } else {
         let (raster, orientation) = codec::decode(bytes, format, limits)?;
