@@ -11,7 +11,7 @@ use super::{Format, SourceFormat, ThumbnailError};
 /// The DCT-domain shrink is a box-like filter, so the last step is left to Lanczos3. Measured
 /// against a Lanczos3 of the full decode (tests/thumbnail_quality.rs), 1920x1280 into 256 px:
 /// headroom 2 decodes at 1/2 and gives 55.6 dB, 1.5 decodes at 1/4 and gives 51.8 dB in 14%
-/// less time; 1.0 (what sharp's default `fastShrinkOnLoad` does) gave 37 dB on a 9.4x shrink.
+/// less time. (sharp's default `fastShrinkOnLoad` shrinks as far as the output size allows.)
 const HEADROOM: f64 = 1.5;
 
 /// More scans than this is not a real photo but a CPU bomb (a progressive file can repeat
