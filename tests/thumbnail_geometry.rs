@@ -127,3 +127,32 @@ fn exact_stretches_to_the_box() {
     assert_eq!((out.width, out.height), (200, 200));
     assert_eq!(decode(&out.bytes).dimensions(), (200, 200));
 }
+
+#[test]
+fn every_mode_and_box_gives_the_box_size() {
+    // With upscaling allowed, cover and exact always give exactly the box, including extreme
+    // aspect ratios where the crop is thinner than one source pixel after shrink-on-load.
+    let src = fixture("seeding_1200x675.jpg");
+    let boxes = [
+        (1, 1),
+        (1, 600),
+        (600, 1),
+        (7, 13),
+        (150, 84),
+        (333, 77),
+        (1200, 675),
+        (2000, 90),
+    ];
+    for (bw, bh) in boxes {
+        for fit in [Fit::Cover, Fit::Exact] {
+            let out = Thumbnail::fit(src.clone(), bw, bh)
+                .fit_mode(fit)
+                .allow_upscale(true)
+                .format(Format::Png)
+                .run()
+                .unwrap_or_else(|e| panic!("{fit:?} {bw}x{bh}: {e}"));
+            assert_eq!((out.width, out.height), (bw, bh), "{fit:?}");
+            assert_eq!(decode(&out.bytes).dimensions(), (bw, bh), "{fit:?}");
+        }
+    }
+}

@@ -5,7 +5,7 @@
 mod support;
 
 use offload_tasks::thumbnail::{ErrorKind, Format, Limits, Thumbnail, ThumbnailError};
-use support::{fixture, gif_bomb, jpeg_bomb, png_bomb};
+use support::{fixture, gif_bomb, jpeg_bomb, png_bomb, webp_bomb};
 
 #[test]
 fn smoke() {
@@ -29,6 +29,7 @@ fn bombs_in_every_format_fail_from_the_header() {
         ("jpeg", jpeg_bomb(60000, 60000)),
         ("png", png_bomb(60000, 60000)),
         ("gif", gif_bomb(60000, 60000)),
+        ("webp", webp_bomb(60000, 60000)),
     ];
     for (name, bomb) in cases {
         assert!(bomb.len() < 2000, "{name} bomb is {} bytes", bomb.len());

@@ -41,6 +41,22 @@ fn psnr_at_every_shrink_on_load_scale() {
 }
 
 #[test]
+fn psnr_of_the_bench_photo() {
+    // 1920x1280 into 256x256 shrinks by 7.5: decoded at 1/4 (480x320), then Lanczos3.
+    let src = fixture("seeding_1920x1280.jpg");
+    for format in [Format::Png, Format::Jpeg] {
+        let out = Thumbnail::fit(src.clone(), 256, 256)
+            .format(format)
+            .run()
+            .unwrap();
+        assert_eq!((out.width, out.height), (256, 171));
+        let db = psnr(&decode(&out.bytes), &reference(&src, 256, 171));
+        eprintln!("1920x1280 -> 256 {format}: {db:.2} dB");
+        assert!(db >= 30.0, "{format}: {db:.2} dB");
+    }
+}
+
+#[test]
 fn psnr_for_png_input() {
     // PNG output measures the resampling alone: on a 64 px crop of a detailed picture,
     // JPEG quality 80 by itself costs a few dB.

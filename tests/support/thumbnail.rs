@@ -207,6 +207,29 @@ pub fn gif_bomb(w: u16, h: u16) -> Vec<u8> {
     out
 }
 
+/// An extended WebP (VP8X) whose canvas declares `w` x `h`, with a tiny lossless image chunk.
+pub fn webp_bomb(w: u32, h: u32) -> Vec<u8> {
+    let mut vp8x = Vec::new();
+    vp8x.extend_from_slice(&[0, 0, 0, 0]); // no flags
+    vp8x.extend_from_slice(&(w - 1).to_le_bytes()[..3]);
+    vp8x.extend_from_slice(&(h - 1).to_le_bytes()[..3]);
+    let small = encode(
+        &DynamicImage::ImageRgba8(RgbaImage::from_pixel(1, 1, Rgba([0, 0, 0, 255]))),
+        ImageFormat::WebP,
+    );
+    // Reuse the lossless image chunk (everything after "RIFF" size "WEBP").
+    let image_chunk = &small[12..];
+    let mut body = b"WEBP".to_vec();
+    body.extend_from_slice(b"VP8X");
+    body.extend_from_slice(&10u32.to_le_bytes());
+    body.extend_from_slice(&vp8x);
+    body.extend_from_slice(image_chunk);
+    let mut out = b"RIFF".to_vec();
+    out.extend_from_slice(&u32::try_from(body.len()).unwrap().to_le_bytes());
+    out.extend(body);
+    out
+}
+
 /// Peak signal-to-noise ratio over RGB, in dB; images must have the same size.
 pub fn psnr(a: &RgbaImage, b: &RgbaImage) -> f64 {
     assert_eq!(a.dimensions(), b.dimensions());

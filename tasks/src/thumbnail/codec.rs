@@ -4,7 +4,7 @@ use std::io::Cursor;
 
 use image::codecs::gif::GifDecoder;
 use image::codecs::png::PngEncoder;
-use image::codecs::webp::{WebPDecoder, WebPEncoder};
+use image::codecs::webp::WebPDecoder;
 use image::metadata::Orientation;
 use image::{DynamicImage, ExtendedColorType, ImageDecoder, ImageEncoder};
 
@@ -102,16 +102,16 @@ pub(crate) fn encode_png(raster: &Raster) -> Result<Vec<u8>, ThumbnailError> {
     Ok(out)
 }
 
-/// Encodes as lossless WebP, keeping alpha when the raster has it.
-pub(crate) fn encode_webp(raster: &Raster) -> Result<Vec<u8>, ThumbnailError> {
-    let mut out = Vec::new();
-    WebPEncoder::new_lossless(&mut out)
-        .encode(
-            &raster.data,
-            raster.width,
-            raster.height,
-            color_type(raster),
-        )
-        .map_err(|e| ThumbnailError::encode(Format::WebP, e))?;
-    Ok(out)
+/// Encodes as lossy WebP at `quality`, keeping alpha when the raster has it.
+pub(crate) fn encode_webp(raster: &Raster, quality: u8) -> Result<Vec<u8>, ThumbnailError> {
+    // The encoder checks that the buffer holds width x height pixels, which a Raster does.
+    let encoder = if raster.channels == 4 {
+        webp::Encoder::from_rgba(&raster.data, raster.width, raster.height)
+    } else {
+        webp::Encoder::from_rgb(&raster.data, raster.width, raster.height)
+    };
+    let memory = encoder
+        .encode_simple(false, f32::from(quality))
+        .map_err(|e| ThumbnailError::encode(Format::WebP, format!("{e:?}")))?;
+    Ok(memory.to_vec())
 }

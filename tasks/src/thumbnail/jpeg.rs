@@ -8,10 +8,11 @@ use super::{Format, SourceFormat, ThumbnailError};
 
 /// How much larger than the output the shrunk decode must stay, per axis.
 ///
-/// The DCT-domain shrink is a box-like filter; leaving the last factor of two to the Lanczos3
-/// resize keeps the result within a fraction of a dB of a full-resolution Lanczos3 (libvips and
-/// sharp leave the same headroom).
-const HEADROOM: f64 = 2.0;
+/// The DCT-domain shrink is a box-like filter, so the last step is left to Lanczos3. Measured
+/// against a Lanczos3 of the full decode (tests/thumbnail_quality.rs), 1920x1280 into 256 px:
+/// headroom 2 decodes at 1/2 and gives 55.6 dB, 1.5 decodes at 1/4 and gives 51.8 dB in 14%
+/// less time. (sharp's default `fastShrinkOnLoad` shrinks as far as the output size allows.)
+const HEADROOM: f64 = 1.5;
 
 /// More scans than this is not a real photo but a CPU bomb (a progressive file can repeat
 /// scans over the whole image); libjpeg-turbo's own fuzzers use the same guard.
@@ -51,13 +52,15 @@ pub(crate) fn read_header(bytes: &[u8]) -> Result<Header, ThumbnailError> {
 /// Decodes at the smallest power-of-two DCT scale that still leaves [`HEADROOM`] over an
 /// output of `out_w` x `out_h` cut from a `crop_w` x `crop_h` region of the stored image.
 ///
-/// Returns the decoded RGB raster, whose size is the stored size times the chosen scale.
+/// Returns the decoded RGB raster and the scale. The raster's size is the stored size times
+/// the scale, rounded up: when a side is not a multiple of the DCT block, its last row or
+/// column is a partial pixel, so the scale (not the raster size) maps source coordinates.
 pub(crate) fn decode_scaled(
     bytes: &[u8],
     header: &Header,
     (crop_w, crop_h): (f64, f64),
     (out_w, out_h): (u32, u32),
-) -> Result<Raster, ThumbnailError> {
+) -> Result<(Raster, f64), ThumbnailError> {
     let mut scale = ScalingFactor::ONE;
     if !header.lossless {
         for candidate in [
@@ -102,12 +105,13 @@ pub(crate) fn decode_scaled(
     if header.cmyk {
         pixels = cmyk_to_rgb(&pixels);
     }
-    Ok(Raster {
+    let raster = Raster {
         width: u32::try_from(width).map_err(corrupt)?,
         height: u32::try_from(height).map_err(corrupt)?,
         channels: 3,
         data: pixels,
-    })
+    };
+    Ok((raster, scale.num() as f64 / scale.denom() as f64))
 }
 
 /// CMYK JPEGs are written by Adobe software with inverted values, so ink-free is 255.

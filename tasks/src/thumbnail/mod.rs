@@ -35,7 +35,7 @@
 //! # Performance
 //!
 //! JPEG is decoded by libjpeg-turbo at 1/2, 1/4 or 1/8 scale inside the inverse DCT
-//! (shrink-on-load), keeping at least twice the output size, and the rest is a Lanczos3
+//! (shrink-on-load), keeping at least 1.5 times the output size, and the rest is a Lanczos3
 //! convolution with AVX2/SSE4.1/NEON (`fast_image_resize`). A 6028x3391 photo decodes to
 //! 754x424 without ever materialising the 20-megapixel image.
 
@@ -91,7 +91,7 @@ pub enum Format {
     Jpeg,
     /// PNG, RGB or RGBA; lossless, `quality` is ignored.
     Png,
-    /// Lossless WebP, RGB or RGBA; `quality` is ignored.
+    /// Lossy WebP at [`quality`](Thumbnail::quality), RGB or RGBA (libwebp).
     WebP,
 }
 
@@ -195,7 +195,7 @@ pub struct ThumbnailOptions {
     pub fit: Fit,
     /// Output encoding. Default: [`Format::Jpeg`].
     pub format: Format,
-    /// JPEG quality, `1..=100`. Default: 80.
+    /// JPEG and WebP quality, `1..=100`. Default: 80.
     pub quality: u8,
     /// RGB colour under transparent pixels in JPEG output. Default: white.
     pub background: [u8; 3],
@@ -340,7 +340,7 @@ impl Thumbnail {
         self
     }
 
-    /// Sets the JPEG quality, `1..=100` (checked when run). Default: 80.
+    /// Sets the JPEG and WebP quality, `1..=100` (checked when run). Default: 80.
     pub fn quality(mut self, quality: u8) -> Self {
         self.options.quality = quality;
         self
@@ -440,17 +440,14 @@ pub fn thumbnail(
         let header = jpeg::read_header(bytes)?;
         limits.check_pixels(header.width, header.height)?;
         let plan = stored_plan(header.width, header.height, header.orientation, options)?;
-        let raster = jpeg::decode_scaled(
+        let (raster, scale) = jpeg::decode_scaled(
             bytes,
             &header,
             (plan.crop.width, plan.crop.height),
             (plan.out_w, plan.out_h),
         )?;
         // The shrunk decode covers the same area, so the crop scales with it.
-        let plan = plan.scaled(
-            f64::from(raster.width) / f64::from(header.width),
-            f64::from(raster.height) / f64::from(header.height),
-        );
+        let plan = plan.scaled(scale, scale);
         (raster, plan, header.orientation)
     } else {
         let (raster, orientation) = codec::decode(bytes, format, limits)?;
@@ -458,7 +455,7 @@ pub fn thumbnail(
         (raster, plan, orientation)
     };
 
-    let resized = resize::resize(raster, plan.crop, plan.out_w, plan.out_h)?;
+    let resized = resize::resize(raster, plan.crop, plan.out_w, plan.out_h, options.format)?;
     let upright = resized.orient(orientation);
     let (bytes, upright) = match options.format {
         Format::Jpeg => {
@@ -466,7 +463,7 @@ pub fn thumbnail(
             (jpeg::encode(&flat, options.quality)?, flat)
         }
         Format::Png => (codec::encode_png(&upright)?, upright),
-        Format::WebP => (codec::encode_webp(&upright)?, upright),
+        Format::WebP => (codec::encode_webp(&upright, options.quality)?, upright),
     };
     Ok(ThumbnailOutput {
         bytes,

@@ -25,7 +25,7 @@ pub(crate) fn transposes(o: Orientation) -> bool {
 impl Raster {
     /// Turns the stored image upright as the EXIF orientation asks.
     pub(crate) fn orient(self, o: Orientation) -> Raster {
-        if o == Orientation::NoTransforms {
+        if o == Orientation::NoTransforms || self.width == 0 || self.height == 0 {
             return self;
         }
         let (w, h) = (self.width as usize, self.height as usize);

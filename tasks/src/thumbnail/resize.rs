@@ -7,7 +7,8 @@ use super::geometry::Crop;
 use super::raster::Raster;
 use super::{Format, ThumbnailError};
 
-/// Resizes the `crop` region of `src` to `width` x `height`.
+/// Resizes the `crop` region of `src` to `width` x `height` (for a `format` thumbnail, named
+/// in errors).
 ///
 /// `crop` is in `src` pixels. RGBA is premultiplied for the filter and back, so transparent
 /// pixels do not bleed their colour into opaque ones.
@@ -16,13 +17,14 @@ pub(crate) fn resize(
     crop: Crop,
     width: u32,
     height: u32,
+    format: Format,
 ) -> Result<Raster, ThumbnailError> {
     if src.width == width && src.height == height && crop.is_full(src.width, src.height) {
         return Ok(src);
     }
     // A failure here means inconsistent sizes, a bug; report it rather than panic.
     let err = |e: &dyn std::fmt::Display| ThumbnailError::Encode {
-        format: Format::Jpeg,
+        format,
         reason: format!("resize: {e}"),
     };
     let pixel_type = if src.channels == 4 {
@@ -33,9 +35,19 @@ pub(crate) fn resize(
     let src_view =
         ImageRef::new(src.width, src.height, &src.data, pixel_type).map_err(|e| err(&e))?;
     let mut dst = Image::new(width, height, pixel_type);
+    // The crop is computed in floating point (and rescaled after a shrunk decode); keep
+    // rounding error from pushing it a hair outside the image, which the resizer rejects.
+    let (w, h) = (f64::from(src.width), f64::from(src.height));
+    let left = crop.left.clamp(0.0, w - 1.0);
+    let top = crop.top.clamp(0.0, h - 1.0);
     let options = ResizeOptions::new()
         .resize_alg(ResizeAlg::Convolution(FilterType::Lanczos3))
-        .crop(crop.left, crop.top, crop.width, crop.height);
+        .crop(
+            left,
+            top,
+            crop.width.min(w - left),
+            crop.height.min(h - top),
+        );
     Resizer::new()
         .resize(&src_view, &mut dst, &options)
         .map_err(|e| err(&e))?;
