@@ -1,7 +1,7 @@
 //! PDF reports: a [`Report`] (and optional tables of rows) rendered with printpdf.
 //!
 //! The document has a title, the generation time, a summary block, a bar chart of the top
-//! categories drawn with vector shapes, the per-category and per-period tables, then any
+//! categories drawn with vector shapes (at most [`MAX_BARS`]), the per-category and per-period tables, then any
 //! extra [`Table`]s. Tables flow over as many A4 pages as they need with their header row
 //! repeated on every page, and every page carries a "Page i of n" footer.
 //!
@@ -52,6 +52,10 @@ use thiserror::Error;
 use self::layout::{Align, ColumnSpec, Flow, PAGE_H, PAGE_W};
 use self::text::sanitize;
 use crate::report::{Money, Period, Report};
+
+/// Most bars the chart draws (the first [`Report::top_categories`]); more would not fit on a
+/// page.
+pub const MAX_BARS: usize = 30;
 
 /// What to do with text that Helvetica's WinAnsi encoding cannot show (CJK, emoji, ...).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
@@ -304,6 +308,7 @@ impl PdfReportTask {
             let bars = r
                 .top_categories
                 .iter()
+                .take(MAX_BARS)
                 .map(|t| Ok((clean(&t.category)?, t.sum.0, money(t.sum))))
                 .collect::<Result<Vec<_>, PdfError>>()?;
             flow.bar_chart(&format!("Top {} categories by sum", bars.len()), &bars);
