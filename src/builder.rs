@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use crate::error::BuildError;
 use crate::pool::Pool;
-use crate::shared::{Config, Shared};
+use crate::shared::{Config, MAX_QUEUE_CAPACITY, MAX_THREADS, Shared};
 
 type Hook = Arc<dyn Fn() + Send + Sync>;
 
@@ -38,9 +38,6 @@ pub struct Builder {
     on_thread_stop: Option<Hook>,
 }
 
-/// The largest queue capacity the pool's packed state word can count.
-pub(crate) const MAX_QUEUE_CAPACITY: usize = (1 << 31) - 1;
-
 impl Builder {
     pub(crate) fn new() -> Builder {
         Builder {
@@ -60,10 +57,14 @@ impl Builder {
     ///
     /// # Panics
     ///
-    /// Panics if `threads` is 0.
+    /// Panics if `threads` is 0 or more than 16,383.
     #[track_caller]
     pub fn threads(mut self, threads: usize) -> Builder {
         assert!(threads > 0, "a pool needs at least one thread");
+        assert!(
+            threads <= MAX_THREADS,
+            "a pool has at most {MAX_THREADS} threads"
+        );
         self.threads = Some(threads);
         self
     }
@@ -77,7 +78,7 @@ impl Builder {
     ///
     /// # Panics
     ///
-    /// Panics if `capacity` is 0 or larger than 2<sup>31</sup> - 1.
+    /// Panics if `capacity` is 0 or larger than 2<sup>23</sup> (8,388,608).
     #[track_caller]
     pub fn queue_capacity(mut self, capacity: usize) -> Builder {
         assert!(capacity > 0, "queue capacity must be at least 1");
@@ -133,7 +134,10 @@ impl Builder {
     ///
     /// Returns [`BuildError`] if the operating system refuses to start a thread.
     pub fn build(self) -> Result<Pool, BuildError> {
-        let threads = self.threads.unwrap_or_else(num_cpus::get).max(1);
+        let threads = self
+            .threads
+            .unwrap_or_else(num_cpus::get)
+            .clamp(1, MAX_THREADS);
         let capacity = self
             .queue_capacity
             .unwrap_or_else(|| threads.saturating_mul(128).min(MAX_QUEUE_CAPACITY));

@@ -3,6 +3,7 @@
 
 mod builder;
 mod error;
+mod lag;
 mod metrics;
 mod pool;
 mod priority;
@@ -13,6 +14,7 @@ mod worker;
 
 pub use builder::Builder;
 pub use error::{BuildError, Error, TryRunError};
+pub use lag::ReactorLag;
 pub use metrics::{Latency, Metrics, TaskLatency};
 pub use pool::Pool;
 pub use priority::Priority;

@@ -2,6 +2,7 @@
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Mutex, PoisonError};
 use std::time::Duration;
 
 use hdrhistogram::Histogram;
@@ -73,7 +74,6 @@ impl Pair {
 }
 
 /// One thread's latency histograms, overall and per task name.
-#[derive(Clone)]
 pub(crate) struct Slot {
     all: Pair,
     // A handful of names per service: a vector beats hashing here.
@@ -119,7 +119,7 @@ pub struct Latency {
 }
 
 impl Latency {
-    fn of(h: &Histogram<u64>) -> Latency {
+    pub(crate) fn of(h: &Histogram<u64>) -> Latency {
         if h.is_empty() {
             return Latency::default();
         }
@@ -195,19 +195,25 @@ pub struct Metrics {
     pub overall: TaskLatency,
     /// The same per [`Task::name`](crate::Task::name), sorted by name.
     pub tasks: BTreeMap<String, TaskLatency>,
+    /// How late the async runtime runs timers, when
+    /// [`Pool::monitor_reactor`](crate::Pool::monitor_reactor) is on.
+    pub reactor_lag: Option<Latency>,
 }
 
 impl Metrics {
-    pub(crate) fn snapshot(
+    pub(crate) fn snapshot<'a>(
         config: &Config,
         counters: &Counters,
         queued: u64,
         running: u64,
-        slots: impl Iterator<Item = Slot>,
+        slots: impl Iterator<Item = &'a Mutex<Slot>>,
+        reactor_lag: Option<Latency>,
     ) -> Metrics {
         let mut all = Pair::new();
         let mut by_name: BTreeMap<&'static str, Pair> = BTreeMap::new();
         for slot in slots {
+            // Merge under the lock rather than cloning: a worker waits at most this long.
+            let slot = slot.lock().unwrap_or_else(PoisonError::into_inner);
             all.merge(&slot.all);
             for (name, pair) in &slot.by_name {
                 by_name.entry(name).or_insert_with(Pair::new).merge(pair);
@@ -234,6 +240,7 @@ impl Metrics {
                 .iter()
                 .map(|(name, pair)| ((*name).to_owned(), latency(pair)))
                 .collect(),
+            reactor_lag,
         }
     }
 

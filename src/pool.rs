@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use crate::builder::Builder;
 use crate::error::TryRunError;
+use crate::lag::ReactorLag;
 use crate::metrics::Metrics;
 use crate::run::{Run, TaskHandle};
 use crate::shared::{Config, Shared};
@@ -203,6 +204,44 @@ impl Pool {
     /// Dropping the future does not reopen the pool; the tasks keep running to completion.
     pub async fn shutdown(&self) {
         self.inner.shared.shutdown().await;
+    }
+
+    /// Tasks waiting in the queue now: a cheap read, unlike [`metrics`](Pool::metrics).
+    pub fn queued(&self) -> usize {
+        self.inner.shared.load().0 as usize
+    }
+
+    /// Tasks running now: a cheap read, unlike [`metrics`](Pool::metrics).
+    pub fn running(&self) -> usize {
+        self.inner.shared.load().1 as usize
+    }
+
+    /// Starts measuring the current tokio runtime's reactor lag (see [`ReactorLag`]) and
+    /// reports it in [`Metrics::reactor_lag`](crate::Metrics::reactor_lag). Calling it again
+    /// returns the monitor already running.
+    ///
+    /// # Panics
+    ///
+    /// Panics when called outside a tokio runtime, or inside one built without timers.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
+    /// # async fn main() {
+    /// let pool = offload::Pool::new();
+    /// pool.monitor_reactor();
+    /// tokio::time::sleep(std::time::Duration::from_millis(30)).await;
+    /// assert!(pool.metrics().reactor_lag.unwrap().count > 0);
+    /// # }
+    /// ```
+    #[track_caller]
+    pub fn monitor_reactor(&self) -> ReactorLag {
+        self.inner
+            .shared
+            .reactor_lag
+            .get_or_init(ReactorLag::start)
+            .clone()
     }
 
     /// Stops intake without waiting; queued and running tasks still finish.

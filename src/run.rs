@@ -113,6 +113,7 @@ impl<'a, T: Task> IntoFuture for Run<'a, T> {
             deadline: None,
             timer: None,
             listener: None,
+            waiting: false,
             handle: None,
         }
     }
@@ -146,7 +147,24 @@ pub struct RunFuture<'a, T: Task> {
     deadline: Option<Instant>,
     timer: Option<Timer>,
     listener: Option<EventListener>,
+    /// Whether this future is counted among the pool's waiters for queue room.
+    waiting: bool,
     handle: Option<TaskHandle<T::Output>>,
+}
+
+impl<T: Task> RunFuture<'_, T> {
+    fn stop_waiting(&mut self) {
+        if std::mem::take(&mut self.waiting) {
+            self.shared.stop_waiting();
+        }
+        self.listener = None;
+    }
+}
+
+impl<T: Task> Drop for RunFuture<'_, T> {
+    fn drop(&mut self) {
+        self.stop_waiting();
+    }
 }
 
 // The task is moved, never pinned in place, so the future does not need to stay put.
@@ -173,10 +191,11 @@ impl<T: Task> Future for RunFuture<'_, T> {
             match this.shared.submit(task, &this.options, this.deadline) {
                 Ok(mut handle) => {
                     handle.timer = this.timer.take();
-                    this.listener = None;
+                    this.stop_waiting();
                     return Pin::new(this.handle.insert(handle)).poll(cx);
                 }
                 Err(TryRunError::Closed(_)) => {
+                    this.stop_waiting();
                     this.shared.count_rejected();
                     return Poll::Ready(Err(Error::Closed));
                 }
@@ -195,6 +214,7 @@ impl<T: Task> Future for RunFuture<'_, T> {
                     counters.submitted.fetch_add(1, Ordering::Relaxed);
                     counters.timed_out.fetch_add(1, Ordering::Relaxed);
                     this.task = None;
+                    this.stop_waiting();
                     return Poll::Ready(Err(Error::TimedOut {
                         task: name,
                         after: this.options.timeout.unwrap_or_default(),
@@ -202,7 +222,15 @@ impl<T: Task> Future for RunFuture<'_, T> {
                 }
             }
             match &mut this.listener {
-                None => this.listener = Some(this.shared.listen_for_space()),
+                None => {
+                    if !this.waiting {
+                        this.waiting = true;
+                        this.shared.start_waiting();
+                    }
+                    // Registered before the retry above the loop's top: a slot freed in
+                    // between is not missed.
+                    this.listener = Some(this.shared.listen_for_space());
+                }
                 Some(listener) => match Pin::new(listener).poll(cx) {
                     Poll::Ready(()) => this.listener = None,
                     Poll::Pending => return Poll::Pending,
@@ -241,9 +269,12 @@ impl Timer {
     }
 }
 
+/// An inline task, run by the first poll.
+type InlineRun<O> = Box<dyn FnOnce(&Shared) -> Result<O, Error> + Send>;
+
 enum State<O> {
     Remote(Reply<O>),
-    Inline(Box<dyn FnOnce(&Shared) -> Result<O, Error> + Send>),
+    Inline(InlineRun<O>),
     Done,
 }
 
@@ -292,12 +323,12 @@ impl<O: Send + 'static> TaskHandle<O> {
             if shared.is_closed() {
                 return Err(Error::Closed);
             }
-            let started = Instant::now();
-            if meta.deadline.is_some_and(|d| started >= d) {
+            if meta.expired() {
                 return Err(meta.timed_out());
             }
+            let started = worker::stamp();
             shared.inline_started();
-            let (result, _) = worker::invoke(task, &meta, shared, started, None);
+            let (result, _, _) = worker::invoke(task, &meta, shared, started, None);
             shared.inline_finished();
             result
         };

@@ -1,13 +1,18 @@
 //! The state that every handle, future and worker thread of one pool shares.
 //!
 //! Implementation: one packed `AtomicU64` carries the queue length, the number of accepted but
-//! unfinished tasks, and the closed/abandoned flags, so admission (capacity and closed checks)
-//! is a single compare-and-swap and `shutdown` can never miss a task. Tasks wait in one bounded
-//! crossbeam channel per priority; each accepted task also spawns one rayon job, and that job
-//! runs whichever queued task has the highest priority when it starts. Since every spawn
-//! follows its push, there are never fewer queued tasks than rayon jobs looking for one.
+//! unfinished tasks, the number of active drainers and the closed/abandoned flags. Tasks wait
+//! in one bounded crossbeam channel per priority. A *drainer* is a rayon job that claims a
+//! queued task (a compare-and-swap on the word), pops the most urgent one, runs it, and loops
+//! until nothing is queued; at most `threads` drainers run at once. Admission (capacity and
+//! closed checks, and starting a drainer when fewer than `threads` are active) is one
+//! compare-and-swap, and a drainer retires in the same swap that sees the queue empty, so a
+//! task can never be left without a drainer. Under load a task costs one swap on each side
+//! and no rayon spawn; a thread returns to rayon (where it can help a task's own `par_iter`)
+//! whenever the queue runs dry.
 
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::panic::{self, AssertUnwindSafe};
+use std::sync::atomic::{self, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError, RwLock};
 use std::time::{Duration, Instant};
 
@@ -22,19 +27,31 @@ use crate::run::{Options, TaskHandle};
 use crate::task::Task;
 use crate::worker::{self, Job, JobMeta};
 
+// The state word: queued (24 bits) | in flight (24 bits) | drainers (14 bits) | 2 flags.
 const QUEUED_ONE: u64 = 1;
-const QUEUED_MASK: u64 = (1 << 32) - 1;
-const IN_FLIGHT_ONE: u64 = 1 << 32;
-const IN_FLIGHT_MASK: u64 = ((1 << 30) - 1) << 32;
+const IN_FLIGHT_SHIFT: u32 = 24;
+const IN_FLIGHT_ONE: u64 = 1 << IN_FLIGHT_SHIFT;
+const DRAINERS_SHIFT: u32 = 48;
+const DRAINER_ONE: u64 = 1 << DRAINERS_SHIFT;
+const FIELD_MASK: u64 = (1 << 24) - 1;
 const CLOSED: u64 = 1 << 62;
 const ABANDONED: u64 = 1 << 63;
 
+/// Bounds the builder enforces so the fields cannot overflow: queued and running tasks
+/// together stay below 2^24.
+pub(crate) const MAX_QUEUE_CAPACITY: usize = 1 << 23;
+pub(crate) const MAX_THREADS: usize = (1 << 14) - 1;
+
 fn queued(state: u64) -> u64 {
-    state & QUEUED_MASK
+    state & FIELD_MASK
 }
 
 fn in_flight(state: u64) -> u64 {
-    (state & IN_FLIGHT_MASK) >> 32
+    (state >> IN_FLIGHT_SHIFT) & FIELD_MASK
+}
+
+fn drainers(state: u64) -> u64 {
+    (state >> DRAINERS_SHIFT) & ((1 << 14) - 1)
 }
 
 /// Settings fixed at build time.
@@ -80,6 +97,8 @@ struct Queue {
 
 pub(crate) struct Shared {
     state: CachePadded<AtomicU64>,
+    /// `run` futures waiting for queue room; workers notify `space` only when there are any.
+    waiters: CachePadded<AtomicUsize>,
     queues: [Queue; 3],
     /// `None` for an inline pool, and after `shutdown` has joined the threads.
     rayon: RwLock<Option<ThreadPool>>,
@@ -93,6 +112,7 @@ pub(crate) struct Shared {
     slots: Box<[CachePadded<Mutex<Slot>>]>,
     pub(crate) config: Config,
     exits: Arc<ThreadExits>,
+    pub(crate) reactor_lag: std::sync::OnceLock<crate::lag::ReactorLag>,
 }
 
 /// Why a task was not admitted.
@@ -118,11 +138,15 @@ impl Shared {
             let (tx, rx) = crossbeam_channel::bounded(config.capacity);
             Queue { tx, rx }
         };
+        // The timestamp clock calibrates once per process (about 10 ms): do it here, not
+        // on the first task.
+        let _ = worker::stamp();
         let slots = (0..=config.threads)
             .map(|_| CachePadded::new(Mutex::new(Slot::default())))
             .collect();
         Arc::new(Shared {
             state: CachePadded::new(AtomicU64::new(0)),
+            waiters: CachePadded::new(AtomicUsize::new(0)),
             queues: [queue(), queue(), queue()],
             inline: rayon.is_none(),
             rayon: RwLock::new(rayon),
@@ -132,6 +156,7 @@ impl Shared {
             slots,
             config,
             exits,
+            reactor_lag: std::sync::OnceLock::new(),
         })
     }
 
@@ -143,9 +168,11 @@ impl Shared {
         self.state.load(Ordering::Acquire) & CLOSED != 0
     }
 
-    /// Reserves a queue slot and counts the task in flight, in one step.
-    fn try_admit(&self) -> Result<(), Refusal> {
+    /// Reserves a queue slot and counts the task in flight, in one step. Returns whether the
+    /// caller must start a drainer (fewer than `threads` were active).
+    fn try_admit(&self) -> Result<bool, Refusal> {
         let capacity = self.config.capacity as u64;
+        let threads = self.config.threads as u64;
         let mut state = self.state.load(Ordering::Relaxed);
         loop {
             if state & CLOSED != 0 {
@@ -154,13 +181,16 @@ impl Shared {
             if queued(state) >= capacity {
                 return Err(Refusal::Full);
             }
-            match self.state.compare_exchange_weak(
-                state,
-                state + QUEUED_ONE + IN_FLIGHT_ONE,
-                Ordering::AcqRel,
-                Ordering::Relaxed,
-            ) {
-                Ok(_) => return Ok(()),
+            let start_drainer = drainers(state) < threads;
+            let mut next = state + QUEUED_ONE + IN_FLIGHT_ONE;
+            if start_drainer {
+                next += DRAINER_ONE;
+            }
+            match self
+                .state
+                .compare_exchange_weak(state, next, Ordering::AcqRel, Ordering::Relaxed)
+            {
+                Ok(_) => return Ok(start_drainer),
                 Err(actual) => state = actual,
             }
         }
@@ -177,7 +207,7 @@ impl Shared {
         let name = options.name.unwrap_or_else(|| task.name());
         let meta = JobMeta {
             name,
-            enqueued: Instant::now(),
+            enqueued: worker::stamp(),
             timeout: options.timeout,
             deadline,
             parent: tracing::Span::current(),
@@ -189,11 +219,11 @@ impl Shared {
             self.counters.submitted.fetch_add(1, Ordering::Relaxed);
             return Ok(TaskHandle::inline(Arc::clone(self), task, meta));
         }
-        match self.try_admit() {
-            Ok(()) => {}
+        let start_drainer = match self.try_admit() {
+            Ok(start_drainer) => start_drainer,
             Err(Refusal::Full) => return Err(TryRunError::Full(task)),
             Err(Refusal::Closed) => return Err(TryRunError::Closed(task)),
-        }
+        };
         self.counters.submitted.fetch_add(1, Ordering::Relaxed);
         let (job, rx) = worker::job(task, meta);
         let queue = &self.queues[options.priority.queue_index()];
@@ -202,7 +232,9 @@ impl Shared {
         if queue.tx.try_send(job).is_err() {
             tracing::error!("offload: admitted task found no room in its queue");
         }
-        self.spawn_worker_job();
+        if start_drainer {
+            self.start_drainer();
+        }
         Ok(TaskHandle::remote(
             Arc::clone(self),
             rx,
@@ -212,47 +244,91 @@ impl Shared {
         ))
     }
 
-    fn spawn_worker_job(self: &Arc<Self>) {
+    fn start_drainer(self: &Arc<Self>) {
         let rayon = self.rayon.read().unwrap_or_else(PoisonError::into_inner);
+        let shared = Arc::clone(self);
         match rayon.as_ref() {
-            Some(pool) => {
-                let shared = Arc::clone(self);
-                pool.spawn(move || shared.run_next());
-            }
+            Some(pool) => pool.spawn(move || shared.drain()),
             // Unreachable by construction (`shutdown` takes the threads only once nothing is
             // in flight), but if it ever happened the task must still resolve.
-            None => self.run_next(),
+            None => shared.drain(),
         }
     }
 
-    /// Takes the most urgent queued task and runs it to its end.
-    fn run_next(&self) {
-        let job = self.pop();
-        let state = self.state.fetch_sub(QUEUED_ONE, Ordering::AcqRel);
-        self.space.notify(1);
-        // Counted out of flight even if dropping the task's output panics.
-        let _finish = Finish(self);
-        job.execute(self, state & ABANDONED != 0);
-    }
-
-    fn pop(&self) -> Job {
-        loop {
-            for queue in &self.queues {
-                if let Ok(job) = queue.rx.try_recv() {
-                    return job;
+    /// A drainer: claims and runs queued tasks, most urgent first, until none is left.
+    fn drain(&self) {
+        let mut finished = false;
+        let mut now = worker::stamp();
+        // Each swap retires the previous task (if any) and claims the next one, or retires
+        // the drainer when nothing is queued.
+        while let Some(state) = self.claim_next(std::mem::replace(&mut finished, true)) {
+            let job = self.pop_claimed();
+            if self.waiters.load(Ordering::SeqCst) > 0 {
+                // Pairs with `start_waiting`: a waiter either sees the freed slot on its
+                // retry, or is counted here and gets the notification.
+                self.space.notify(1);
+            }
+            // Tasks run under their own panic guard; this one covers the rest, such as an
+            // output whose `Drop` panics, so the counts in the state word stay exact.
+            let abandoned = state & ABANDONED != 0;
+            match panic::catch_unwind(AssertUnwindSafe(|| job.execute(self, abandoned, now))) {
+                Ok(ended) => now = ended,
+                Err(payload) => {
+                    let message = worker::panic_message(payload.as_ref());
+                    tracing::error!(%message, "offload: panic while finishing a task");
+                    now = worker::stamp();
                 }
             }
-            // Our task was pushed before this job was spawned, but a concurrent worker may
-            // have taken it and left ours in a queue already scanned; look again.
+        }
+    }
+
+    /// Claims a queued task (returning the state word before the swap), or retires this
+    /// drainer (returning `None`) when nothing is queued. `finished` also retires the task
+    /// this drainer ran last.
+    fn claim_next(&self, finished: bool) -> Option<u64> {
+        let done = if finished { IN_FLIGHT_ONE } else { 0 };
+        let mut state = self.state.load(Ordering::Relaxed);
+        loop {
+            let claim = queued(state) > 0;
+            let next = if claim {
+                state - done - QUEUED_ONE
+            } else {
+                state - done - DRAINER_ONE
+            };
+            match self
+                .state
+                .compare_exchange_weak(state, next, Ordering::SeqCst, Ordering::Relaxed)
+            {
+                Ok(_) => {
+                    if finished && state & CLOSED != 0 && in_flight(next) == 0 {
+                        self.idle.notify(usize::MAX);
+                    }
+                    return claim.then_some(state);
+                }
+                Err(actual) => state = actual,
+            }
+        }
+    }
+
+    /// Pops a claimed task. Its submitter pushes right after admission, so if the queues
+    /// look empty the push is a moment away.
+    fn pop_claimed(&self) -> Job {
+        loop {
+            if let Some(job) = self.queues.iter().find_map(|q| q.rx.try_recv().ok()) {
+                return job;
+            }
             std::thread::yield_now();
         }
     }
 
-    fn finish(&self) {
-        let state = self.state.fetch_sub(IN_FLIGHT_ONE, Ordering::AcqRel);
-        if state & CLOSED != 0 && in_flight(state) == 1 {
-            self.idle.notify(usize::MAX);
-        }
+    /// A `run` future starts waiting for queue room; it retries admission after this.
+    pub(crate) fn start_waiting(&self) {
+        self.waiters.fetch_add(1, Ordering::SeqCst);
+        atomic::fence(Ordering::SeqCst);
+    }
+
+    pub(crate) fn stop_waiting(&self) {
+        self.waiters.fetch_sub(1, Ordering::SeqCst);
     }
 
     /// Waits until a queue slot may have freed up.
@@ -313,18 +389,29 @@ impl Shared {
     }
 
     pub(crate) fn inline_finished(&self) {
-        self.finish();
+        let state = self.state.fetch_sub(IN_FLIGHT_ONE, Ordering::AcqRel);
+        if state & CLOSED != 0 && in_flight(state) == 1 {
+            self.idle.notify(usize::MAX);
+        }
+    }
+
+    /// Queued and running tasks now.
+    pub(crate) fn load(&self) -> (u64, u64) {
+        let state = self.state.load(Ordering::Acquire);
+        let queued = queued(state);
+        (queued, in_flight(state).saturating_sub(queued))
     }
 
     pub(crate) fn metrics(&self) -> Metrics {
-        let state = self.state.load(Ordering::Acquire);
-        let queued = queued(state);
-        let running = in_flight(state).saturating_sub(queued);
-        let slots = self
-            .slots
-            .iter()
-            .map(|s| s.lock().unwrap_or_else(PoisonError::into_inner).clone());
-        Metrics::snapshot(&self.config, &self.counters, queued, running, slots)
+        let (queued, running) = self.load();
+        Metrics::snapshot(
+            &self.config,
+            &self.counters,
+            queued,
+            running,
+            self.slots.iter().map(|s| &**s),
+            self.reactor_lag.get().map(crate::lag::ReactorLag::snapshot),
+        )
     }
 
     /// Counts how a task ended, as its caller learned it.
@@ -334,13 +421,5 @@ impl Shared {
 
     pub(crate) fn count_rejected(&self) {
         self.counters.rejected.fetch_add(1, Ordering::Relaxed);
-    }
-}
-
-struct Finish<'a>(&'a Shared);
-
-impl Drop for Finish<'_> {
-    fn drop(&mut self) {
-        self.0.finish();
     }
 }

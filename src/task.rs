@@ -64,18 +64,23 @@ where
 }
 
 /// Shortens `a::b::Type<c::D>` to `Type` and `a::f::{{closure}}` to `f::{{closure}}`.
-/// It slices the `'static` input, so it never allocates.
+/// It slices the `'static` input with a plain byte scan (this runs once per submitted
+/// task), so it never allocates.
 pub(crate) fn short_type_name(full: &'static str) -> &'static str {
-    let base = full.find('<').map_or(full, |i| &full[..i]);
-    let mut parts = base.rsplit("::");
-    let last = parts.next().unwrap_or(base);
-    if last.starts_with("{{") {
-        if let Some(parent) = parts.next() {
-            let start = base.len() - last.len() - "::".len() - parent.len();
-            return &base[start..];
-        }
+    let bytes = full.as_bytes();
+    let end = bytes.iter().position(|&b| b == b'<').unwrap_or(bytes.len());
+    let segment_start = |upto: usize| {
+        bytes[..upto]
+            .iter()
+            .rposition(|&b| b == b':')
+            .map_or(0, |i| i + 1)
+    };
+    let mut start = segment_start(end);
+    if bytes[start..end].starts_with(b"{{") && start >= 2 {
+        // A closure: keep the item it was written in.
+        start = segment_start(start - 2);
     }
-    last
+    &full[start..end]
 }
 
 #[cfg(test)]

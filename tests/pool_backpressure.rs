@@ -7,59 +7,40 @@ use std::future::IntoFuture;
 use std::task::Poll;
 
 use futures::FutureExt;
-use offload::Pool;
 
 #[tokio::test]
 async fn smoke() {
-    let pool = Pool::builder()
-        .threads(1)
-        .queue_capacity(2)
-        .build()
-        .unwrap();
-    let (gate, running) = support::occupy(&pool);
+    let pool = support::pool(1, 2);
+    let busy = support::occupy(&pool);
     let a = pool.try_run(|| 'a').unwrap();
     let b = pool.try_run(|| 'b').unwrap();
     let err = pool.try_run(|| 'c').unwrap_err();
     assert!(err.is_full() && !err.is_closed());
     assert_eq!(err.to_string(), "queue full");
     assert_eq!((err.into_task())(), 'c', "the task comes back untouched");
-    gate.open();
+    busy.release().await;
     assert_eq!((a.await, b.await), (Ok('a'), Ok('b')));
-    for h in running {
-        h.await.unwrap();
-    }
     let m = pool.metrics();
     assert_eq!((m.submitted, m.rejected, m.completed), (3, 1, 3));
 }
 
 #[tokio::test]
 async fn running_tasks_do_not_count_against_the_capacity() {
-    let pool = Pool::builder()
-        .threads(2)
-        .queue_capacity(1)
-        .build()
-        .unwrap();
-    let (gate, running) = support::occupy(&pool);
-    assert_eq!(pool.metrics().running, 2);
-    assert_eq!(pool.metrics().queued, 0);
+    let pool = support::pool(2, 1);
+    let busy = support::occupy(&pool);
+    assert_eq!((pool.running(), pool.queued()), (2, 0));
+    assert_eq!((pool.metrics().running, pool.metrics().queued), (2, 0));
     let queued = pool.try_run(|| 1).unwrap();
-    assert_eq!(pool.metrics().queued, 1);
+    assert_eq!((pool.running(), pool.queued()), (2, 1));
     assert!(pool.try_run(|| 2).unwrap_err().is_full());
-    gate.open();
+    busy.release().await;
     assert_eq!(queued.await, Ok(1));
-    for h in running {
-        h.await.unwrap();
-    }
 }
 
 #[tokio::test]
 async fn run_waits_for_room_instead_of_failing() {
-    let pool = Pool::builder()
-        .threads(1)
-        .queue_capacity(1)
-        .build()
-        .unwrap();
-    let (gate, running) = support::occupy(&pool);
+    let pool = support::pool(1, 1);
+    let busy = support::occupy(&pool);
     let first = pool.try_run(|| 1).unwrap();
     let mut waiting = pool.run(|| 2).into_future();
     // Full: the future stays pending (and returns, so the calling thread is not blocked).
@@ -72,12 +53,9 @@ async fn run_waits_for_room_instead_of_failing() {
         2,
         "the waiting task is not submitted yet"
     );
-    gate.open();
+    busy.release().await;
     assert_eq!(first.await, Ok(1));
     assert_eq!(waiting.await, Ok(2));
-    for h in running {
-        h.await.unwrap();
-    }
     let m = pool.metrics();
     assert_eq!((m.submitted, m.rejected, m.completed), (3, 0, 3));
 }
@@ -85,11 +63,7 @@ async fn run_waits_for_room_instead_of_failing() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn the_queue_never_holds_more_than_its_capacity() {
     let capacity = 8;
-    let pool = Pool::builder()
-        .threads(2)
-        .queue_capacity(capacity)
-        .build()
-        .unwrap();
+    let pool = support::pool(2, capacity);
     let mut submitters = Vec::new();
     for s in 0..16 {
         let pool = pool.clone();
@@ -98,17 +72,14 @@ async fn the_queue_never_holds_more_than_its_capacity() {
             for i in 0..200u64 {
                 let v = pool.run(move || i * s).await.unwrap();
                 assert_eq!(v, i * s);
-                most_queued = most_queued.max(pool.metrics().queued);
+                most_queued = most_queued.max(pool.queued());
             }
             most_queued
         }));
     }
     for s in submitters {
         let most = s.await.unwrap();
-        assert!(
-            most <= capacity as u64,
-            "queued {most} > capacity {capacity}"
-        );
+        assert!(most <= capacity, "queued {most} > capacity {capacity}");
     }
     pool.shutdown().await;
     let m = pool.metrics();
@@ -117,23 +88,16 @@ async fn the_queue_never_holds_more_than_its_capacity() {
 
 #[test]
 fn a_dropped_waiter_never_submits() {
-    let pool = Pool::builder()
-        .threads(1)
-        .queue_capacity(1)
-        .build()
-        .unwrap();
-    let (gate, running) = support::occupy(&pool);
+    let pool = support::pool(1, 1);
+    let busy = support::occupy(&pool);
     let first = pool.try_run(|| 1).unwrap();
     let waiting = pool.run(|| 2).into_future();
     let mut waiting = Box::pin(waiting);
     assert!((&mut waiting).now_or_never().is_none());
     drop(waiting);
-    gate.open();
     futures::executor::block_on(async {
+        busy.release().await;
         assert_eq!(first.await, Ok(1));
-        for h in running {
-            h.await.unwrap();
-        }
         pool.shutdown().await;
     });
     let m = pool.metrics();

@@ -21,7 +21,7 @@ fn flag() -> (Arc<AtomicBool>, impl Fn() -> bool) {
 #[tokio::test]
 async fn smoke() {
     let pool = Pool::builder().threads(1).build().unwrap();
-    let (gate, running) = support::occupy(&pool);
+    let busy = support::occupy(&pool);
     let (ran, did_run) = flag();
     let mut fut = Box::pin(
         pool.run(move || ran.store(true, Ordering::SeqCst))
@@ -32,10 +32,7 @@ async fn smoke() {
         "queued behind the gate"
     );
     drop(fut);
-    gate.open();
-    for h in running {
-        h.await.unwrap();
-    }
+    busy.release().await;
     pool.shutdown().await;
     assert!(!did_run(), "a future dropped while queued must never run");
     let m = pool.metrics();
@@ -46,16 +43,13 @@ async fn smoke() {
 #[tokio::test]
 async fn a_dropped_handle_cancels_its_queued_task() {
     let pool = Pool::builder().threads(1).build().unwrap();
-    let (gate, running) = support::occupy(&pool);
+    let busy = support::occupy(&pool);
     let (ran, did_run) = flag();
     let handle = pool
         .try_run(move || ran.store(true, Ordering::SeqCst))
         .unwrap();
     drop(handle);
-    gate.open();
-    for h in running {
-        h.await.unwrap();
-    }
+    busy.release().await;
     pool.shutdown().await;
     assert!(!did_run());
     assert_eq!(pool.metrics().cancelled, 1);
@@ -122,7 +116,7 @@ async fn a_timeout_returns_at_once_while_the_task_still_runs() {
 #[tokio::test]
 async fn a_task_whose_timeout_passes_in_the_queue_never_runs() {
     let pool = Pool::builder().threads(1).build().unwrap();
-    let (gate, running) = support::occupy(&pool);
+    let busy = support::occupy(&pool);
     let (ran, did_run) = flag();
     let err = pool
         .run(move || ran.store(true, Ordering::SeqCst))
@@ -130,10 +124,7 @@ async fn a_task_whose_timeout_passes_in_the_queue_never_runs() {
         .await
         .unwrap_err();
     assert!(err.is_timeout());
-    gate.open();
-    for h in running {
-        h.await.unwrap();
-    }
+    busy.release().await;
     pool.shutdown().await;
     assert!(!did_run());
     assert_eq!(pool.metrics().timed_out, 1);
@@ -149,7 +140,7 @@ async fn a_task_that_beats_its_timeout_returns_its_value() {
 #[test]
 fn without_tokio_the_pool_enforces_the_timeout() {
     let pool = Pool::builder().threads(1).build().unwrap();
-    let (gate, running) = support::occupy(&pool);
+    let busy = support::occupy(&pool);
     let (ran, did_run) = flag();
     let handle = pool
         .run(move || ran.store(true, Ordering::SeqCst))
@@ -161,25 +152,16 @@ fn without_tokio_the_pool_enforces_the_timeout() {
     while std::time::Instant::now() <= deadline {
         std::thread::yield_now();
     }
-    gate.open();
+    futures::executor::block_on(busy.release());
     let err = futures::executor::block_on(handle).unwrap_err();
     assert!(err.is_timeout());
     assert!(!did_run());
-    futures::executor::block_on(async {
-        for h in running {
-            h.await.unwrap();
-        }
-    });
 }
 
 #[tokio::test]
 async fn a_full_queue_wait_also_times_out() {
-    let pool = Pool::builder()
-        .threads(1)
-        .queue_capacity(1)
-        .build()
-        .unwrap();
-    let (gate, running) = support::occupy(&pool);
+    let pool = support::pool(1, 1);
+    let busy = support::occupy(&pool);
     let queued = pool.try_run(|| ()).unwrap();
     let err = pool
         .run(|| ())
@@ -187,11 +169,8 @@ async fn a_full_queue_wait_also_times_out() {
         .await
         .unwrap_err();
     assert!(err.is_timeout());
-    gate.open();
+    busy.release().await;
     queued.await.unwrap();
-    for h in running {
-        h.await.unwrap();
-    }
     pool.shutdown().await;
     let m = pool.metrics();
     assert_eq!((m.submitted, m.completed, m.timed_out), (3, 2, 1));

@@ -62,11 +62,7 @@ async fn the_pool_keeps_every_thread_after_many_panics() {
         assert_eq!(err.panic_message(), Some(format!("planned {i}").as_str()));
     }
     // All threads must still be alive: `occupy` needs every one of them running at once.
-    let (gate, handles) = support::occupy(&pool);
-    gate.open();
-    for h in handles {
-        h.await.unwrap();
-    }
+    support::occupy(&pool).release().await;
     assert_eq!(pool.run(|| "still working").await, Ok("still working"));
     pool.shutdown().await;
     let m = pool.metrics();

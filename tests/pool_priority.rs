@@ -5,7 +5,7 @@ mod support;
 
 use std::sync::{Arc, Mutex};
 
-use offload::{Pool, Priority};
+use offload::Priority;
 
 fn recorder() -> (Arc<Mutex<Vec<String>>>, impl Fn(String) + Clone) {
     let log = Arc::new(Mutex::new(Vec::new()));
@@ -15,12 +15,8 @@ fn recorder() -> (Arc<Mutex<Vec<String>>>, impl Fn(String) + Clone) {
 
 #[tokio::test]
 async fn smoke() {
-    let pool = Pool::builder()
-        .threads(1)
-        .queue_capacity(1000)
-        .build()
-        .unwrap();
-    let (gate, running) = support::occupy(&pool);
+    let pool = support::pool(1, 1000);
+    let busy = support::occupy(&pool);
     let (log, push) = recorder();
     let mut handles = Vec::new();
     for i in 0..300 {
@@ -39,8 +35,8 @@ async fn smoke() {
             .try_submit()
             .unwrap(),
     );
-    gate.open();
-    for h in handles.into_iter().chain(running) {
+    busy.release().await;
+    for h in handles {
         h.await.unwrap();
     }
     let log = log.lock().unwrap();
@@ -52,12 +48,8 @@ async fn smoke() {
 
 #[tokio::test]
 async fn priorities_order_high_then_normal_then_low() {
-    let pool = Pool::builder()
-        .threads(1)
-        .queue_capacity(64)
-        .build()
-        .unwrap();
-    let (gate, running) = support::occupy(&pool);
+    let pool = support::pool(1, 64);
+    let busy = support::occupy(&pool);
     let (log, push) = recorder();
     let mut handles = Vec::new();
     for (i, prio) in [Priority::Low, Priority::Normal, Priority::High]
@@ -74,8 +66,8 @@ async fn priorities_order_high_then_normal_then_low() {
                 .unwrap(),
         );
     }
-    gate.open();
-    for h in handles.into_iter().chain(running) {
+    busy.release().await;
+    for h in handles {
         h.await.unwrap();
     }
     let log = log.lock().unwrap().join(" ");

@@ -29,7 +29,7 @@ fn counting_pool(threads: usize) -> (Pool, Arc<AtomicUsize>, mpsc::Receiver<()>)
 #[tokio::test]
 async fn smoke() {
     let (pool, stopped, _) = counting_pool(2);
-    let (gate, running) = support::occupy(&pool);
+    let busy = support::occupy(&pool);
     let queued: Vec<_> = (0..10)
         .map(|i| pool.try_run(move || i * 10).unwrap())
         .collect();
@@ -44,12 +44,9 @@ async fn smoke() {
     assert_eq!(pool.run(|| 0).await, Err(Error::Closed));
     assert!(pool.try_run(|| 0).unwrap_err().is_closed());
     // ...while accepted work finishes.
-    gate.open();
+    busy.release().await;
     for (i, h) in queued.into_iter().enumerate() {
         assert_eq!(h.await, Ok(i * 10));
-    }
-    for h in running {
-        h.await.unwrap();
     }
     shutdown.await.unwrap();
     assert_eq!(
@@ -75,14 +72,11 @@ async fn shutdown_twice_and_from_clones_is_fine() {
 #[test]
 fn dropping_the_last_pool_resolves_queued_tasks_as_closed_and_stops_the_threads() {
     let (pool, _, stops) = counting_pool(1);
-    let (gate, running) = support::occupy(&pool);
+    let busy = support::occupy(&pool);
     let queued: Vec<_> = (0..5).map(|i| pool.try_run(move || i).unwrap()).collect();
     drop(pool);
-    gate.open();
     futures::executor::block_on(async {
-        for h in running {
-            h.await.unwrap();
-        }
+        busy.release().await;
         for h in queued {
             assert_eq!(h.await, Err(Error::Closed));
         }

@@ -2,10 +2,12 @@
 //! timeouts and refusals: every future resolves and the counters reconcile exactly.
 #![allow(clippy::unwrap_used)]
 
+mod support;
+
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use offload::{Pool, Priority};
+use offload::Priority;
 
 #[derive(Default)]
 struct Tally {
@@ -50,11 +52,7 @@ fn smoke() {
         .enable_all()
         .build()
         .unwrap();
-    let pool = Pool::builder()
-        .threads(2)
-        .queue_capacity(64)
-        .build()
-        .unwrap();
+    let pool = support::pool(2, 64);
     let tally = std::sync::Arc::new(Tally::default());
     const SUBMITTERS: u64 = 16;
     const PER_SUBMITTER: u64 = 1_250;

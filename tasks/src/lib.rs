@@ -2,6 +2,8 @@
 
 pub mod pdf;
 pub mod report;
+pub mod thumbnail;
 
 pub use pdf::{PdfError, PdfReportTask, RenderedPdf};
 pub use report::{Report, ReportError, ReportTask};
+pub use thumbnail::{Thumbnail, ThumbnailError, ThumbnailOutput};

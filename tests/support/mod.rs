@@ -49,9 +49,34 @@ impl Signal {
     }
 }
 
-/// Occupies every thread of `pool` with a task that waits on the returned gate, and returns
-/// once all of them are running.
-pub fn occupy(pool: &offload::Pool) -> (Gate, Vec<offload::TaskHandle<()>>) {
+/// A pool with `threads` threads and room for `capacity` queued tasks.
+pub fn pool(threads: usize, capacity: usize) -> offload::Pool {
+    offload::Pool::builder()
+        .threads(threads)
+        .queue_capacity(capacity)
+        .build()
+        .unwrap()
+}
+
+/// Every thread of a pool held by a task that waits on one gate.
+pub struct Occupied {
+    gate: Gate,
+    handles: Vec<offload::TaskHandle<()>>,
+}
+
+impl Occupied {
+    /// Opens the gate and waits for the holding tasks to finish.
+    pub async fn release(self) {
+        self.gate.open();
+        for h in self.handles {
+            h.await.unwrap();
+        }
+    }
+}
+
+/// Occupies every thread of `pool` with a task that waits on a gate, and returns once all of
+/// them are running.
+pub fn occupy(pool: &offload::Pool) -> Occupied {
     let gate = Gate::new();
     let (tx, started) = signal();
     let handles = (0..pool.threads())
@@ -79,5 +104,5 @@ pub fn occupy(pool: &offload::Pool) -> (Gate, Vec<offload::TaskHandle<()>>) {
     for _ in 0..pool.threads() {
         started.wait();
     }
-    (gate, handles)
+    Occupied { gate, handles }
 }

@@ -1,0 +1,109 @@
+//! EXIF orientation is applied and metadata is not copied.
+#![allow(clippy::unwrap_used)]
+
+#[path = "support/thumbnail.rs"]
+mod support;
+
+use image::metadata::Orientation;
+use offload_tasks::thumbnail::{Format, Thumbnail};
+use support::{
+    classify, decode, jpeg, quadrant_colours, quadrants, stored_for, with_exif_orientation,
+};
+
+const ALL: [Orientation; 8] = [
+    Orientation::NoTransforms,
+    Orientation::FlipHorizontal,
+    Orientation::Rotate180,
+    Orientation::FlipVertical,
+    Orientation::Rotate90FlipH,
+    Orientation::Rotate90,
+    Orientation::Rotate270FlipH,
+    Orientation::Rotate270,
+];
+
+#[test]
+fn smoke() {
+    // A sideways photo: stored turned a quarter counter-clockwise, tagged "rotate 90 CW".
+    let upright = quadrants(320, 160);
+    let stored = stored_for(&upright, Orientation::Rotate90);
+    assert_eq!(stored.dimensions(), (160, 320));
+    let src = with_exif_orientation(&jpeg(&stored), 6);
+    let out = Thumbnail::fit(src, 100, 100)
+        .format(Format::Png)
+        .run()
+        .unwrap();
+    assert_eq!((out.width, out.height), (100, 50));
+    let names = quadrant_colours(&decode(&out.bytes)).map(classify);
+    assert_eq!(names, ["red", "green", "blue", "white"]);
+}
+
+#[test]
+fn every_orientation_comes_out_upright() {
+    let upright = quadrants(320, 160);
+    for o in ALL {
+        let stored = stored_for(&upright, o);
+        let src = with_exif_orientation(&jpeg(&stored), u16::from(o.to_exif()));
+        for format in [Format::Jpeg, Format::Png] {
+            let out = Thumbnail::fit(src.clone(), 128, 128)
+                .format(format)
+                .run()
+                .unwrap();
+            assert_eq!((out.width, out.height), (128, 64), "{o:?} {format}");
+            let img = decode(&out.bytes);
+            assert_eq!(img.dimensions(), (128, 64));
+            let names = quadrant_colours(&img).map(classify);
+            assert_eq!(names, ["red", "green", "blue", "white"], "{o:?} {format}");
+        }
+    }
+}
+
+#[test]
+fn orientation_applies_with_cover_and_exact() {
+    let upright = quadrants(300, 100);
+    let stored = stored_for(&upright, Orientation::Rotate270);
+    let src = with_exif_orientation(&jpeg(&stored), 8);
+    let out = Thumbnail::fit(src.clone(), 60, 60)
+        .cover()
+        .format(Format::Png)
+        .run()
+        .unwrap();
+    assert_eq!((out.width, out.height), (60, 60));
+    let out = Thumbnail::fit(src, 90, 20)
+        .exact()
+        .format(Format::Png)
+        .run()
+        .unwrap();
+    assert_eq!((out.width, out.height), (90, 20));
+    let names = quadrant_colours(&decode(&out.bytes)).map(classify);
+    assert_eq!(names, ["red", "green", "blue", "white"]);
+}
+
+#[test]
+fn invalid_orientation_value_is_ignored() {
+    let src = with_exif_orientation(&jpeg(&quadrants(200, 100)), 42);
+    let out = Thumbnail::fit(src, 100, 100)
+        .format(Format::Png)
+        .run()
+        .unwrap();
+    assert_eq!((out.width, out.height), (100, 50));
+}
+
+#[test]
+fn metadata_is_not_copied() {
+    let src = with_exif_orientation(&jpeg(&quadrants(200, 100)), 3);
+    assert!(src.windows(6).any(|w| w == b"Exif\0\0"));
+    for format in [Format::Jpeg, Format::Png, Format::WebP] {
+        let out = Thumbnail::fit(src.clone(), 50, 50)
+            .format(format)
+            .run()
+            .unwrap();
+        assert!(
+            !out.bytes.windows(4).any(|w| w == b"Exif"),
+            "{format} kept EXIF"
+        );
+        assert!(
+            !out.bytes.windows(4).any(|w| w == b"eXIf"),
+            "{format} kept eXIf"
+        );
+    }
+}
