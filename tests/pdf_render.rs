@@ -253,3 +253,34 @@ fn runs_on_the_pool() {
         .unwrap();
     assert!(pooled == inline, "pool and inline differ");
 }
+
+#[test]
+fn extreme_inputs_still_render() {
+    // 300 categories with long names, a top list longer than a page, odd timestamps.
+    let mut csv = String::from("date,category,region,description,quantity,unit_price\n");
+    for i in 0..300 {
+        csv.push_str(&format!(
+            "2024-01-01,{}{i},EU,x,{},1.00\n",
+            "very long category name ".repeat(4),
+            i % 7 - 3
+        ));
+    }
+    let report = ReportTask::from_csv(csv).top(300).run().unwrap();
+    for t in [i64::MIN, -1, 0, i64::MAX] {
+        let pdf = PdfReportTask::new("Extremes", report.clone())
+            .generated_at(t)
+            .run()
+            .unwrap();
+        let texts = page_texts(&pdf.bytes);
+        assert_eq!(texts.len() as u32, pdf.pages);
+        assert!(texts[0].contains(&format!(
+            "Top {} categories by sum",
+            offload_tasks::pdf::MAX_BARS
+        )));
+    }
+    let pdf = PdfReportTask::new("Epoch", report)
+        .generated_at(0)
+        .run()
+        .unwrap();
+    assert!(page_texts(&pdf.bytes)[0].contains("Generated 1970-01-01 00:00:00 UTC"));
+}

@@ -32,6 +32,6 @@ cd "$root"
 REPORT_CSV="$csv" cargo bench --bench report -- --noplot > "$here/data/cargo-bench.log" 2>&1
 for t in 1 2; do
     est="target/criterion/report_1m_rows/pool_${t}_thread/new/estimates.json"
-    "$here/.venv/bin/python" -c "import json,sys; e=json.load(open('$est')); print(f'offload ReportTask, pool {t} thread(s): median {e[\"median\"][\"point_estimate\"]/1e6:.0f} ms')"
+    "$here/.venv/bin/python" -c "import json,sys; e=json.load(open('$est')); print(f'offload ReportTask, pool $t thread(s): median {e[\"median\"][\"point_estimate\"]/1e6:.0f} ms')"
 done
 echo "load after: $(cut -d' ' -f1-3 /proc/loadavg)"

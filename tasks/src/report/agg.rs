@@ -121,6 +121,14 @@ fn pack_date(s: &[u8]) -> Option<u64> {
     ]))
 }
 
+const DATE_CACHE: usize = 4096;
+
+#[inline]
+fn date_cache_index(packed: u64) -> usize {
+    // Fibonacci hashing: the top 12 bits of the product.
+    (packed.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 52) as usize
+}
+
 /// `sum / count` rounded half away from zero.
 fn mean(sum: i64, count: u64) -> Money {
     if count == 0 {
@@ -234,6 +242,9 @@ pub(crate) struct Partial<'a> {
     periods: Vec<(i32, Acc)>,
     /// Packed date text -> period slot: most rows repeat a date seen before.
     date_slots: HashMap<u64, u32, FxBuild>,
+    /// A direct-mapped cache in front of `date_slots` (`u32::MAX` = empty): one multiply
+    /// and one compare per row instead of a hash-table probe.
+    date_cache: Box<[(u64, u32)]>,
     /// Records seen, skipped ones included.
     pub(crate) rows: u64,
     /// Records skipped under `OnBadRow::Skip`.
@@ -253,6 +264,7 @@ impl<'a> Partial<'a> {
             period_index: HashMap::with_hasher(FxBuild),
             periods: Vec::new(),
             date_slots: HashMap::with_hasher(FxBuild),
+            date_cache: vec![(0, u32::MAX); DATE_CACHE].into_boxed_slice(),
             rows: 0,
             skipped: 0,
             count: 0,
@@ -266,6 +278,10 @@ impl<'a> Partial<'a> {
     #[cold]
     fn new_date(&mut self, date: &[u8]) -> Option<u32> {
         let packed = pack_date(date)?;
+        if let Some(&slot) = self.date_slots.get(&packed) {
+            self.date_cache[date_cache_index(packed)] = (packed, slot);
+            return Some(slot);
+        }
         let days = parse_iso_date(date)?;
         let key = period_key(self.period, days);
         let next = self.periods.len() as u32;
@@ -274,6 +290,7 @@ impl<'a> Partial<'a> {
             self.periods.push((key, Acc::default()));
         }
         self.date_slots.insert(packed, slot);
+        self.date_cache[date_cache_index(packed)] = (packed, slot);
         Some(slot)
     }
 
@@ -287,13 +304,16 @@ impl<'a> Partial<'a> {
         unit_price: &[u8],
     ) -> Result<(), AddError> {
         let date = date.trim_ascii();
-        let period_slot =
-            match pack_date(date).and_then(|k| self.date_slots.get(&k).map(|&s| (k, s))) {
-                Some((_, slot)) => slot,
-                None => self
-                    .new_date(date)
-                    .ok_or(AddError::Row(Field::Date, RowErrorKind::InvalidDate))?,
-            };
+        let cached = pack_date(date).and_then(|k| {
+            let (key, slot) = self.date_cache[date_cache_index(k)];
+            (key == k && slot != u32::MAX).then_some(slot)
+        });
+        let period_slot = match cached {
+            Some(slot) => slot,
+            None => self
+                .new_date(date)
+                .ok_or(AddError::Row(Field::Date, RowErrorKind::InvalidDate))?,
+        };
         let q = parse_quantity(quantity).ok_or(AddError::Row(
             Field::Quantity,
             RowErrorKind::InvalidQuantity,

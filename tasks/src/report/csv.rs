@@ -87,14 +87,7 @@ fn parse_record(data: &[u8], mut pos: usize, fields: &mut Vec<Span>) -> Result<u
             }
         } else {
             let start = pos;
-            let mut i = pos;
-            while i < n {
-                let b = data[i];
-                if b == b',' || b == b'\n' || b == b'"' {
-                    break;
-                }
-                i += 1;
-            }
+            let i = find_special(data, pos);
             match data.get(i) {
                 Some(b',') => {
                     fields.push(Span {
@@ -128,6 +121,39 @@ fn parse_record(data: &[u8], mut pos: usize, fields: &mut Vec<Span>) -> Result<u
             }
         }
     }
+}
+
+/// Index of the first `,`, `\n` or `"` at or after `from`, or `data.len()`.
+///
+/// Eight bytes at a time: for each target byte `t`, `(x ^ t) - 0x01..` sets a byte's top bit
+/// where `x` held `t`; only the lowest hit is exact, which is the one we want.
+#[inline]
+fn find_special(data: &[u8], from: usize) -> usize {
+    const LO: u64 = 0x0101_0101_0101_0101;
+    const HI: u64 = 0x8080_8080_8080_8080;
+    let hits = |x: u64, t: u8| {
+        let y = x ^ (LO * u64::from(t));
+        y.wrapping_sub(LO) & !y & HI
+    };
+    let mut i = from;
+    while let Some(chunk) = data.get(i..i + 8) {
+        let mut w = [0u8; 8];
+        w.copy_from_slice(chunk);
+        let x = u64::from_le_bytes(w);
+        let m = hits(x, b',') | hits(x, b'\n') | hits(x, b'"');
+        if m != 0 {
+            return i + (m.trailing_zeros() / 8) as usize;
+        }
+        i += 8;
+    }
+    while i < data.len() {
+        let b = data[i];
+        if b == b',' || b == b'\n' || b == b'"' {
+            return i;
+        }
+        i += 1;
+    }
+    i
 }
 
 /// The field's text with `""` turned into `"`.
@@ -385,6 +411,21 @@ mod tests {
         assert_eq!(record("\"open"), Err(RowErrorKind::UnterminatedQuote));
         assert_eq!(record("\"a\"b,c"), Err(RowErrorKind::MisplacedQuote));
         assert_eq!(record("a\"b,c"), Err(RowErrorKind::MisplacedQuote));
+    }
+
+    #[test]
+    fn find_special_matches_a_plain_scan() {
+        let data = b"abc,defghijklmnop\"qrstuvwxyz\n0123456789abcdefgh,,\n\"x";
+        for from in 0..data.len() {
+            let want = data[from..]
+                .iter()
+                .position(|&b| matches!(b, b',' | b'\n' | b'"'))
+                .map_or(data.len(), |p| p + from);
+            assert_eq!(find_special(data, from), want, "from {from}");
+        }
+        // Bytes just above and below the targets never match.
+        let near = [b'+', b'-', b'\t', b'\x0b', b'!', b'#', 0x80 | b',', 0xff];
+        assert_eq!(find_special(&near, 0), near.len());
     }
 
     #[test]
