@@ -16,7 +16,7 @@ use std::sync::atomic::{self, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError, RwLock};
 use std::time::{Duration, Instant};
 
-use crossbeam_channel::{Receiver, Sender};
+use crossbeam_channel::{Receiver, Sender, TrySendError};
 use crossbeam_utils::CachePadded;
 use event_listener::Event;
 use rayon::ThreadPool;
@@ -135,7 +135,9 @@ impl Shared {
         exits: Arc<ThreadExits>,
     ) -> Arc<Shared> {
         let queue = || {
-            let (tx, rx) = crossbeam_channel::bounded(config.capacity);
+            // `queued` in the state word bounds admitted tasks, but a drainer claims a task
+            // before it pops one, so a channel can briefly hold one extra task per drainer.
+            let (tx, rx) = crossbeam_channel::bounded(config.capacity + config.threads);
             Queue { tx, rx }
         };
         // The timestamp clock calibrates once per process (about 10 ms): do it here, not
@@ -229,8 +231,10 @@ impl Shared {
         let queue = &self.queues[options.priority.queue_index()];
         // Admission reserved a slot and this queue's own capacity is the whole pool's, so the
         // channel cannot be full; both ends live in `self`, so it cannot be disconnected.
-        if queue.tx.try_send(job).is_err() {
-            tracing::error!("offload: admitted task found no room in its queue");
+        // The channel's room covers every admitted task (see `Shared::new`), so this never
+        // waits; if that bound were ever wrong, waiting for a drainer beats losing the task.
+        if let Err(TrySendError::Full(job)) = queue.tx.try_send(job) {
+            let _ = queue.tx.send(job);
         }
         if start_drainer {
             self.start_drainer();

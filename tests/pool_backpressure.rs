@@ -104,3 +104,25 @@ fn a_dropped_waiter_never_submits() {
     assert_eq!((m.submitted, m.completed, m.cancelled), (2, 2, 0));
     assert!(m.is_settled());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_tiny_queue_under_many_submitters_loses_nothing() {
+    // A drainer claims a task before it pops it, so for a moment a queue channel can hold
+    // one more task per drainer than the capacity; none of those may be dropped.
+    let pool = support::pool(2, 1);
+    let mut submitters = Vec::new();
+    for s in 0..8u64 {
+        let pool = pool.clone();
+        submitters.push(tokio::spawn(async move {
+            for i in 0..2_000u64 {
+                assert_eq!(pool.run(move || i + s).await, Ok(i + s));
+            }
+        }));
+    }
+    for s in submitters {
+        s.await.unwrap();
+    }
+    pool.shutdown().await;
+    let m = pool.metrics();
+    assert_eq!((m.submitted, m.completed), (16_000, 16_000));
+}
