@@ -42,7 +42,7 @@ struct Args {
     #[arg(long, default_value_t = 10.0)]
     duration: f64,
     /// Concurrent clients posting photos.
-    #[arg(long, default_value_t = 8)]
+    #[arg(long, default_value_t = 16)]
     clients: usize,
     /// Server runtime worker threads (and offload pool threads). Default: one per CPU.
     #[arg(long)]
