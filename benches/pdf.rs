@@ -9,7 +9,7 @@ use std::hint::black_box;
 
 use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
 use offload::Pool;
-use offload_tasks::pdf::{Column, PdfReportTask, Table};
+use offload_tasks::pdf::PdfReportTask;
 use offload_tasks::report::{ReportTask, synth};
 
 const DOCS: usize = 8;
@@ -19,29 +19,7 @@ fn task() -> PdfReportTask {
     let report = ReportTask::from_csv(synth::to_csv(&rows))
         .compute()
         .expect("valid csv");
-    let columns = vec![
-        Column::left("Date"),
-        Column::left("Category").weight(1.4),
-        Column::left("Region"),
-        Column::left("Description").weight(1.6),
-        Column::right("Qty").weight(0.5),
-        Column::right("Unit price"),
-    ];
-    let mut table = Table::new("Transactions", columns);
-    for r in &rows {
-        table.rows.push(vec![
-            r.date.clone(),
-            r.category.to_owned(),
-            r.region.to_owned(),
-            r.description.to_owned(),
-            r.quantity.to_string(),
-            format!(
-                "{}.{:02}",
-                r.unit_price_cents / 100,
-                r.unit_price_cents % 100
-            ),
-        ]);
-    }
+    let table = synth::transactions_table(&rows);
     PdfReportTask::new("Sales report", report)
         .generated_at(1_764_000_000)
         .table(table)

@@ -1,35 +1,11 @@
 //! Helpers for the report and PDF tests: a transactions table and PDF text extraction.
 #![allow(dead_code, clippy::unwrap_used)]
 
-use offload_tasks::pdf::{Column, Table};
 use offload_tasks::report::synth;
 
 /// The generated rows as a six-column table.
-pub(crate) fn transactions_table(rows: &[synth::Row]) -> Table {
-    let columns = vec![
-        Column::left("Date"),
-        Column::left("Category").weight(1.4),
-        Column::left("Region"),
-        Column::left("Description").weight(1.6),
-        Column::right("Qty").weight(0.5),
-        Column::right("Unit price"),
-    ];
-    let mut table = Table::new("Transactions", columns);
-    for r in rows {
-        table.rows.push(vec![
-            r.date.clone(),
-            r.category.to_owned(),
-            r.region.to_owned(),
-            r.description.to_owned(),
-            r.quantity.to_string(),
-            format!(
-                "{}.{:02}",
-                r.unit_price_cents / 100,
-                r.unit_price_cents % 100
-            ),
-        ]);
-    }
-    table
+pub(crate) fn transactions_table(rows: &[synth::Row]) -> offload_tasks::pdf::Table {
+    synth::transactions_table(rows)
 }
 
 /// Parses the PDF and returns each page's extracted text.

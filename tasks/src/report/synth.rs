@@ -169,3 +169,28 @@ pub fn to_json(rows: &[Row]) -> Vec<u8> {
 pub fn csv(rows: usize, seed: u64) -> Vec<u8> {
     to_csv(&self::rows(rows, seed))
 }
+
+/// The rows as a six-column transactions table for a PDF report.
+pub fn transactions_table(rows: &[Row]) -> crate::pdf::Table {
+    use crate::pdf::{Column, Table};
+    let columns = vec![
+        Column::left("Date"),
+        Column::left("Category").weight(1.4),
+        Column::left("Region"),
+        Column::left("Description").weight(1.6),
+        Column::right("Qty").weight(0.5),
+        Column::right("Unit price"),
+    ];
+    let mut table = Table::new("Transactions", columns);
+    for r in rows {
+        table.rows.push(vec![
+            r.date.clone(),
+            r.category.to_owned(),
+            r.region.to_owned(),
+            r.description.to_owned(),
+            r.quantity.to_string(),
+            crate::report::Money(r.unit_price_cents).to_string(),
+        ]);
+    }
+    table
+}
