@@ -1,6 +1,8 @@
 //! The reactor-lag monitor notices a blocked reactor and reports through pool metrics.
 #![allow(clippy::unwrap_used)]
 
+mod support;
+
 use std::time::Duration;
 
 use offload::{Pool, ReactorLag};
@@ -8,9 +10,7 @@ use offload::{Pool, ReactorLag};
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn smoke() {
     let lag = ReactorLag::start();
-    while lag.snapshot().count < 3 {
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
+    support::until(|| lag.snapshot().count >= 3).await;
     let s = lag.snapshot();
     assert!(s.p50_ns <= s.p99_ns && s.p99_ns <= s.max_ns, "{s:?}");
 }
@@ -18,15 +18,11 @@ async fn smoke() {
 #[tokio::test(flavor = "current_thread")]
 async fn a_blocked_reactor_shows_up_as_lag() {
     let lag = ReactorLag::with_settings(Duration::from_millis(5), Duration::from_secs(60));
-    while lag.snapshot().count == 0 {
-        tokio::time::sleep(Duration::from_millis(1)).await;
-    }
+    support::until(|| lag.snapshot().count > 0).await;
     // What an inline CPU-heavy handler does to the only reactor thread.
     std::thread::sleep(Duration::from_millis(100));
     let before = lag.snapshot().count;
-    while lag.snapshot().count == before {
-        tokio::time::sleep(Duration::from_millis(1)).await;
-    }
+    support::until(|| lag.snapshot().count != before).await;
     let s = lag.snapshot();
     assert!(
         s.max_ns >= 50_000_000,
@@ -39,9 +35,7 @@ async fn pool_metrics_carry_the_reactor_lag() {
     let pool = Pool::builder().threads(1).build().unwrap();
     assert_eq!(pool.metrics().reactor_lag, None);
     pool.monitor_reactor();
-    while pool.metrics().reactor_lag.unwrap().count == 0 {
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
+    support::until(|| pool.metrics().reactor_lag.unwrap().count > 0).await;
     let json = serde_json::to_value(pool.metrics()).unwrap();
     assert!(json["reactor_lag"]["p99_ns"].is_u64(), "{json}");
 }

@@ -227,9 +227,7 @@ async fn metrics_are_prometheus_text() {
     let (status, _, _) = call(&s, post("/thumbnail", PHOTO)).await;
     assert_eq!(status, StatusCode::OK);
     s.pool.monitor_reactor();
-    while s.pool.metrics().reactor_lag.unwrap().count == 0 {
-        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
-    }
+    support::until(|| s.pool.metrics().reactor_lag.unwrap().count > 0).await;
     let (status, headers, body) =
         call(&s, Request::get("/metrics").body(Body::empty()).unwrap()).await;
     assert_eq!(status, StatusCode::OK);

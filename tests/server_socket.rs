@@ -6,8 +6,6 @@
 mod app;
 mod support;
 
-use std::time::Duration;
-
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
@@ -45,16 +43,6 @@ async fn send_thumbnail_request(addr: std::net::SocketAddr) -> TcpStream {
     stream
 }
 
-async fn until(mut condition: impl FnMut() -> bool) {
-    tokio::time::timeout(support::PATIENCE, async {
-        while !condition() {
-            tokio::time::sleep(Duration::from_millis(2)).await;
-        }
-    })
-    .await
-    .expect("condition never held");
-}
-
 fn state() -> app::AppState {
     app::AppState::new(app::Config {
         threads: Some(1),
@@ -87,11 +75,11 @@ async fn graceful_shutdown_finishes_in_flight_requests_then_stops() {
     let (addr, stop, server) = serve(s.clone()).await;
     let busy = support::occupy(&s.pool);
     let mut in_flight = send_thumbnail_request(addr).await;
-    until(|| s.pool.queued() == 1).await;
+    support::until(|| s.pool.queued() == 1).await;
 
     stop.send(()).unwrap();
     // Stops accepting: new connections are refused once the listener is gone.
-    until(|| std::net::TcpStream::connect(addr).is_err()).await;
+    support::until(|| std::net::TcpStream::connect(addr).is_err()).await;
     assert!(!server.is_finished(), "waits for the in-flight request");
 
     busy.release().await;
@@ -116,10 +104,10 @@ async fn a_disconnected_clients_queued_task_never_runs() {
     let (addr, stop, server) = serve(s.clone()).await;
     let busy = support::occupy(&s.pool);
     let client = send_thumbnail_request(addr).await;
-    until(|| s.pool.queued() == 1).await;
+    support::until(|| s.pool.queued() == 1).await;
     drop(client);
     // The server notices the closed connection and drops the handler, cancelling the task.
-    until(|| s.pool.metrics().cancelled == 1).await;
+    support::until(|| s.pool.metrics().cancelled == 1).await;
     busy.release().await;
     stop.send(()).unwrap();
     server.await.unwrap();

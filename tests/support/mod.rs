@@ -106,3 +106,14 @@ pub fn occupy(pool: &offload::Pool) -> Occupied {
     }
     Occupied { gate, handles }
 }
+
+/// Polls `done` every 2 ms until it holds; fails the test after `PATIENCE` instead of hanging.
+pub async fn until(mut done: impl FnMut() -> bool) {
+    tokio::time::timeout(PATIENCE, async {
+        while !done() {
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+    })
+    .await
+    .expect("condition never held");
+}
