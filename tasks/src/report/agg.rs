@@ -53,14 +53,16 @@ pub(crate) fn parse_quantity(s: &[u8]) -> Option<i64> {
     if digits.is_empty() || digits.len() > 18 {
         return None;
     }
-    let mut v: i64 = 0;
-    for &b in digits {
-        if !b.is_ascii_digit() {
-            return None;
-        }
-        v = v * 10 + i64::from(b - b'0');
-    }
+    let v = digits_value(digits)?;
     Some(if neg { -v } else { v })
+}
+
+/// The value of a run of ASCII digits (at most 18, so it cannot overflow), or `None` if a
+/// byte is not a digit.
+fn digits_value(digits: &[u8]) -> Option<i64> {
+    digits.iter().try_fold(0i64, |v, &b| {
+        b.is_ascii_digit().then(|| v * 10 + i64::from(b - b'0'))
+    })
 }
 
 /// Parses a price into cents: optional sign, 1 to 16 digits, then optionally `.` and one or
@@ -79,13 +81,7 @@ pub(crate) fn parse_price(s: &[u8]) -> Option<i64> {
     {
         return None;
     }
-    let mut v: i64 = 0;
-    for &b in int {
-        if !b.is_ascii_digit() {
-            return None;
-        }
-        v = v * 10 + i64::from(b - b'0');
-    }
+    let v = digits_value(int)?;
     let mut cents = 0;
     for i in 0..2 {
         cents *= 10;
