@@ -211,17 +211,23 @@ pub(crate) struct Acc {
     amounts: Vec<i64>,
 }
 
+/// Widens `[min, max]` to include `amount`; `count` is how many amounts it held before.
+#[inline]
+fn widen(min: &mut i64, max: &mut i64, count: u64, amount: i64) {
+    if count == 0 {
+        *min = amount;
+        *max = amount;
+    } else {
+        *min = (*min).min(amount);
+        *max = (*max).max(amount);
+    }
+}
+
 impl Acc {
     #[inline]
     fn add(&mut self, amount: i64) -> Result<(), AddError> {
         self.sum = self.sum.checked_add(amount).ok_or(AddError::Overflow)?;
-        if self.count == 0 {
-            self.min = amount;
-            self.max = amount;
-        } else {
-            self.min = self.min.min(amount);
-            self.max = self.max.max(amount);
-        }
+        widen(&mut self.min, &mut self.max, self.count, amount);
         self.count += 1;
         self.amounts.push(amount);
         Ok(())
@@ -337,13 +343,7 @@ impl<'a> Partial<'a> {
         // the partial is thrown away anyway.
         self.cats[cat_slot as usize].1.add(amount)?;
         self.periods[period_slot as usize].1.add(amount)?;
-        if self.count == 0 {
-            self.min = amount;
-            self.max = amount;
-        } else {
-            self.min = self.min.min(amount);
-            self.max = self.max.max(amount);
-        }
+        widen(&mut self.min, &mut self.max, self.count, amount);
         self.count += 1;
         self.sum = sum;
         Ok(())
