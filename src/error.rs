@@ -60,6 +60,14 @@ impl Error {
         matches!(self, Error::Closed)
     }
 
+    /// The error of a task named `task` whose `timeout` (if one was set) passed.
+    pub(crate) fn timed_out(task: &'static str, timeout: Option<Duration>) -> Error {
+        Error::TimedOut {
+            task,
+            after: timeout.unwrap_or_default(),
+        }
+    }
+
     /// The panic message, for [`Error::Panicked`].
     pub fn panic_message(&self) -> Option<&str> {
         match self {

@@ -210,15 +210,16 @@ impl<T: Task> Future for RunFuture<'_, T> {
                         .name
                         .or_else(|| this.task.as_ref().map(Task::name))
                         .unwrap_or("task");
-                    let counters = &this.shared.counters;
-                    counters.submitted.fetch_add(1, Ordering::Relaxed);
-                    counters.timed_out.fetch_add(1, Ordering::Relaxed);
+                    // Counted as submitted and timed out, which is what the caller learns.
+                    let result = Err(Error::timed_out(name, this.options.timeout));
+                    this.shared
+                        .counters
+                        .submitted
+                        .fetch_add(1, Ordering::Relaxed);
+                    this.shared.count_outcome(&result);
                     this.task = None;
                     this.stop_waiting();
-                    return Poll::Ready(Err(Error::TimedOut {
-                        task: name,
-                        after: this.options.timeout.unwrap_or_default(),
-                    }));
+                    return Poll::Ready(result);
                 }
             }
             match &mut this.listener {
@@ -373,10 +374,7 @@ impl<O: Send + 'static> TaskHandle<O> {
                         return Poll::Ready(result);
                     }
                 }
-                Poll::Ready(Err(Error::TimedOut {
-                    task: self.name,
-                    after: self.timeout.unwrap_or_default(),
-                }))
+                Poll::Ready(Err(Error::timed_out(self.name, self.timeout)))
             }
         }
     }
@@ -400,11 +398,9 @@ impl<O: Send + 'static> Future for TaskHandle<O> {
 
 impl<O> Drop for TaskHandle<O> {
     fn drop(&mut self) {
+        // The caller left before learning the outcome: that is a cancellation.
         if !matches!(self.state, State::Done) {
-            self.shared
-                .counters
-                .cancelled
-                .fetch_add(1, Ordering::Relaxed);
+            self.shared.count_outcome::<O>(&Err(Error::Closed));
         }
     }
 }

@@ -36,10 +36,7 @@ impl JobMeta {
     }
 
     pub(crate) fn timed_out(&self) -> Error {
-        Error::TimedOut {
-            task: self.name,
-            after: self.timeout.unwrap_or_default(),
-        }
+        Error::timed_out(self.name, self.timeout)
     }
 }
 
