@@ -4,6 +4,8 @@
 //! (a) one empty task at a time, round trip; (b) 10,000 empty tasks in flight;
 //! (c) 1,000 tasks of about 10 µs of CPU in flight. Throughput is in tasks per second.
 
+mod common;
+
 use std::hint::black_box;
 use std::time::Duration;
 
@@ -13,14 +15,9 @@ use offload::Pool;
 const IN_FLIGHT_EMPTY: usize = 10_000;
 const IN_FLIGHT_WORK: usize = 1_000;
 
-/// About 10 µs of integer work on this machine (9.4 µs measured inline); deterministic and
-/// not optimised away.
+/// About 10 µs of CPU on this machine (9.4 µs measured inline).
 fn work() -> u64 {
-    let mut x = black_box(0x9E37_79B9_7F4A_7C15_u64);
-    for i in 0..black_box(20_000u64) {
-        x = x.rotate_left(7) ^ i.wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    }
-    x
+    common::spin(20_000)
 }
 
 struct Setup {

@@ -3,6 +3,12 @@
 //! `cargo bench --bench report`. Set `REPORT_CSV=/path/file.csv` to measure a given file
 //! (the comparison script in `scripts/report-vs-polars/` does, so both sides read the same
 //! bytes); otherwise the file is generated with the same seeded generator.
+//!
+//! The `parallel_ceiling` group is the control: a perfectly parallel integer loop of about the
+//! same length, on the same pools in the same run. Its two-thread speed-up is what this
+//! machine gives any code, so the report's speed-up is read against it.
+
+mod common;
 
 use std::hint::black_box;
 
@@ -50,5 +56,33 @@ fn report(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, report);
+fn parallel_ceiling(c: &mut Criterion) {
+    use rayon::prelude::*;
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("tokio runtime");
+    let mut group = c.benchmark_group("parallel_ceiling");
+    group.sample_size(10);
+    for threads in [1, 2] {
+        let pool = Pool::builder().threads(threads).build().expect("pool");
+        group.bench_function(format!("pool_{threads}_thread"), |b| {
+            b.to_async(&rt).iter(|| async {
+                let x = pool
+                    .run(|| {
+                        (0..800)
+                            .into_par_iter()
+                            .map(|_| common::spin(200_000))
+                            .reduce(|| 0, |a, b| a ^ b)
+                    })
+                    .await
+                    .expect("pool ran the task");
+                black_box(x)
+            });
+        });
+    }
+    group.finish();
+}
+
+criterion_group!(benches, report, parallel_ceiling);
 criterion_main!(benches);

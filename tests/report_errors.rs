@@ -223,6 +223,64 @@ fn sum_overflow_is_typed() {
 }
 
 #[test]
+fn sums_are_exact_while_a_running_total_leaves_64_bits() {
+    // 9e18 + 9e18 does not fit in i64, but the total after the return does: not an overflow,
+    // and the same answer however rayon groups the rows.
+    let big = "2024-01-01,A,EU,x,9000000000000000,10.00";
+    let back = "2024-01-02,A,EU,x,-9000000000000000,10.00";
+    let report = ReportTask::from_csv(csv(&[big, big, back])).run().unwrap();
+    assert_eq!(report.overall.sum, Money(9_000_000_000_000_000_000));
+    assert_eq!(
+        report.categories[0].stats.sum,
+        Money(9_000_000_000_000_000_000)
+    );
+    assert_eq!(report.overall.count, 3);
+}
+
+#[test]
+fn the_answer_does_not_depend_on_the_thread_count() {
+    // ~4.5 MB: many chunks, grouped differently into partials on each pool size.
+    let rows = synth::rows(80_000, 5);
+    let good = synth::to_csv(&rows);
+    let mut lines: Vec<String> = String::from_utf8(good.clone())
+        .unwrap()
+        .lines()
+        .map(str::to_owned)
+        .collect();
+    // Two bad rows far apart: the first one in input order is the one reported.
+    for bad in [40_001, 77_777] {
+        lines[bad] = lines[bad].replacen(',', ",,", 1);
+    }
+    let bad = lines.join("\n");
+    let on = |threads: usize, task: ReportTask| {
+        rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .build()
+            .unwrap()
+            .install(move || task.run())
+    };
+    let want = on(1, ReportTask::from_csv(good.clone())).unwrap();
+    for threads in [2, 3, 4] {
+        assert_eq!(
+            on(threads, ReportTask::from_csv(good.clone())).unwrap(),
+            want
+        );
+        let e = on(threads, ReportTask::from_csv(bad.clone())).unwrap_err();
+        let r = e.as_row().unwrap();
+        assert_eq!(
+            (r.row, &r.kind),
+            (40_001, &RowErrorKind::ExtraField),
+            "{threads} threads"
+        );
+        let skipped = on(
+            threads,
+            ReportTask::from_csv(bad.clone()).on_bad_row(OnBadRow::Skip),
+        );
+        assert_eq!(skipped.unwrap().skipped_rows, 2, "{threads} threads");
+    }
+}
+
+#[test]
 fn garbage_never_panics() {
     // Deterministic byte soup built from CSV-ish pieces, in both modes and both formats.
     let pieces: [&[u8]; 12] = [

@@ -6,7 +6,8 @@
 # Creates a venv in scripts/report-vs-polars/.venv (gitignored) on first use, writes the
 # seeded CSV to scripts/report-vs-polars/data/ (gitignored), times each Python engine
 # (median of 7, file read included), then runs `cargo bench --bench report` on the same
-# file and prints the Rust medians (pool with 1 and 2 threads) from criterion's estimates.
+# file and prints the Rust medians (pool with 1 and 2 threads) from criterion's estimates,
+# with the two-thread speed-up of a perfectly parallel loop measured in the same run.
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 root="$(cd "$here/../.." && pwd)"
@@ -30,8 +31,13 @@ done
 
 cd "$root"
 REPORT_CSV="$csv" cargo bench --bench report -- --noplot > "$here/data/cargo-bench.log" 2>&1
-for t in 1 2; do
-    est="target/criterion/report_1m_rows/pool_${t}_thread/new/estimates.json"
-    "$here/.venv/bin/python" -c "import json,sys; e=json.load(open('$est')); print(f'offload ReportTask, pool $t thread(s): median {e[\"median\"][\"point_estimate\"]/1e6:.0f} ms')"
-done
+"$here/.venv/bin/python" - <<'PY'
+import json
+def median(group, t):
+    e = json.load(open(f"target/criterion/{group}/pool_{t}_thread/new/estimates.json"))
+    return e["median"]["point_estimate"] / 1e6
+for group, what in [("report_1m_rows", "offload ReportTask"), ("parallel_ceiling", "control: perfectly parallel loop")]:
+    one, two = median(group, 1), median(group, 2)
+    print(f"{what}: pool 1 thread {one:.1f} ms, 2 threads {two:.1f} ms, speed-up {one / two:.3f}x")
+PY
 echo "load after: $(cut -d' ' -f1-3 /proc/loadavg)"

@@ -2,9 +2,10 @@
 //! merge into a [`Report`].
 //
 // Implementation: every chunk of input (a slice of CSV records or of JSON elements) fills one
-// `Partial`, keeping each group's amounts so the median and p95 are exact. `finish` merges
-// the partials, then computes each group's order statistics in parallel with
-// `select_nth_unstable` (linear time, no full sort).
+// `Partial`, keeping each group's amounts so the median and p95 are exact. `merge` joins the
+// partials into owned `Totals` (nothing borrows the input after it), then `Totals::report`
+// computes each group's order statistics in parallel with `select_nth_unstable` (linear time,
+// no full sort).
 
 use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap};
@@ -37,14 +38,9 @@ pub(crate) enum Field {
     UnitPrice,
 }
 
-/// Why `Partial::add` refused a row.
+/// Why `Partial::add` refused a row: the field at fault and the problem.
 #[derive(Debug)]
-pub(crate) enum AddError {
-    /// The row is bad: skippable.
-    Row(Field, RowErrorKind),
-    /// A running sum overflowed: fatal.
-    Overflow,
-}
+pub(crate) struct AddError(pub(crate) Field, pub(crate) RowErrorKind);
 
 /// Parses a whole number: optional sign, 1 to 18 ASCII digits, surrounding spaces allowed.
 pub(crate) fn parse_quantity(s: &[u8]) -> Option<i64> {
@@ -126,11 +122,11 @@ fn date_cache_index(packed: u64) -> usize {
 }
 
 /// `sum / count` rounded half away from zero.
-fn mean(sum: i64, count: u64) -> Money {
+fn mean(sum: i128, count: u64) -> Money {
     if count == 0 {
         return Money(0);
     }
-    let (s, c) = (i128::from(sum), i128::from(count));
+    let (s, c) = (sum, i128::from(count));
     let (q, r) = (s / c, s % c);
     let q = if 2 * r.abs() >= c { q + s.signum() } else { q };
     // |mean| <= max |amount| <= i64::MAX, so this always fits.
@@ -205,7 +201,8 @@ impl Hasher for FxHasher {
 #[derive(Debug, Default)]
 pub(crate) struct Acc {
     count: u64,
-    sum: i64,
+    /// Exact: 128 bits cannot overflow on any input that fits in memory.
+    sum: i128,
     min: i64,
     max: i64,
     amounts: Vec<i64>,
@@ -225,12 +222,11 @@ fn widen(min: &mut i64, max: &mut i64, count: u64, amount: i64) {
 
 impl Acc {
     #[inline]
-    fn add(&mut self, amount: i64) -> Result<(), AddError> {
-        self.sum = self.sum.checked_add(amount).ok_or(AddError::Overflow)?;
+    fn add(&mut self, amount: i64) {
+        self.sum += i128::from(amount);
         widen(&mut self.min, &mut self.max, self.count, amount);
         self.count += 1;
         self.amounts.push(amount);
-        Ok(())
     }
 }
 
@@ -252,7 +248,7 @@ pub(crate) struct Partial<'a> {
     /// Records skipped under `OnBadRow::Skip`.
     pub(crate) skipped: u64,
     count: u64,
-    sum: i64,
+    sum: i128,
     min: i64,
     max: i64,
 }
@@ -314,23 +310,20 @@ impl<'a> Partial<'a> {
             Some(slot) => slot,
             None => self
                 .new_date(date)
-                .ok_or(AddError::Row(Field::Date, RowErrorKind::InvalidDate))?,
+                .ok_or(AddError(Field::Date, RowErrorKind::InvalidDate))?,
         };
-        let q = parse_quantity(quantity).ok_or(AddError::Row(
-            Field::Quantity,
-            RowErrorKind::InvalidQuantity,
-        ))?;
+        let q = parse_quantity(quantity)
+            .ok_or(AddError(Field::Quantity, RowErrorKind::InvalidQuantity))?;
         let p = parse_price(unit_price)
-            .ok_or(AddError::Row(Field::UnitPrice, RowErrorKind::InvalidPrice))?;
-        let amount = q.checked_mul(p).ok_or(AddError::Row(
-            Field::UnitPrice,
-            RowErrorKind::AmountOverflow,
-        ))?;
+            .ok_or(AddError(Field::UnitPrice, RowErrorKind::InvalidPrice))?;
+        let amount = q
+            .checked_mul(p)
+            .ok_or(AddError(Field::UnitPrice, RowErrorKind::AmountOverflow))?;
         let cat_slot = match self.cat_index.get(category.as_ref()) {
             Some(&slot) => slot,
             None => {
                 if std::str::from_utf8(&category).is_err() {
-                    return Err(AddError::Row(Field::Category, RowErrorKind::InvalidUtf8));
+                    return Err(AddError(Field::Category, RowErrorKind::InvalidUtf8));
                 }
                 let slot = self.cats.len() as u32;
                 self.cat_index.insert(category.clone(), slot);
@@ -338,14 +331,11 @@ impl<'a> Partial<'a> {
                 slot
             }
         };
-        let sum = self.sum.checked_add(amount).ok_or(AddError::Overflow)?;
-        // A failure below leaves a group ahead of the overall sum, but overflow is fatal, so
-        // the partial is thrown away anyway.
-        self.cats[cat_slot as usize].1.add(amount)?;
-        self.periods[period_slot as usize].1.add(amount)?;
+        self.cats[cat_slot as usize].1.add(amount);
+        self.periods[period_slot as usize].1.add(amount);
         widen(&mut self.min, &mut self.max, self.count, amount);
         self.count += 1;
-        self.sum = sum;
+        self.sum += i128::from(amount);
         Ok(())
     }
 }
@@ -354,18 +344,18 @@ impl<'a> Partial<'a> {
 #[derive(Debug, Default)]
 struct Merged {
     count: u64,
-    sum: i64,
+    sum: i128,
     min: i64,
     max: i64,
     parts: Vec<Vec<i64>>,
 }
 
 impl Merged {
-    fn absorb(&mut self, acc: Acc) -> Result<(), ReportError> {
+    fn absorb(&mut self, acc: Acc) {
         if acc.count == 0 {
-            return Ok(());
+            return;
         }
-        self.sum = self.sum.checked_add(acc.sum).ok_or(ReportError::Overflow)?;
+        self.sum += acc.sum;
         if self.count == 0 {
             self.min = acc.min;
             self.max = acc.max;
@@ -375,10 +365,17 @@ impl Merged {
         }
         self.count += acc.count;
         self.parts.push(acc.amounts);
-        Ok(())
     }
 
-    fn stats(self) -> GroupStats {
+    /// The exact sum, if it fits the report's 64-bit minor units.
+    fn sum(&self) -> Result<Money, ReportError> {
+        i64::try_from(self.sum)
+            .map(Money)
+            .map_err(|_| ReportError::Overflow)
+    }
+
+    fn stats(self) -> Result<GroupStats, ReportError> {
+        let sum = self.sum()?;
         let mut parts = self.parts;
         let mut all = if parts.len() == 1 {
             parts.pop().unwrap_or_default()
@@ -401,20 +398,29 @@ impl Merged {
             let (_, &mut median, _) = all[..p95_rank].select_nth_unstable(median_rank - 1);
             (p95, median)
         };
-        GroupStats {
+        Ok(GroupStats {
             count: self.count,
-            sum: Money(self.sum),
+            sum,
             mean: mean(self.sum, self.count),
             median: Money(median),
             p95: Money(p95),
             min: Money(self.min),
             max: Money(self.max),
-        }
+        })
     }
 }
 
-/// Merges the partials (in input order) into the report.
-pub(crate) fn finish(partials: Vec<Partial<'_>>, opts: &Options) -> Result<Report, ReportError> {
+/// The partials merged: each group's totals and amounts, owned, so the input can go.
+#[derive(Debug)]
+pub(crate) struct Totals {
+    overall: Merged,
+    skipped: u64,
+    cats: BTreeMap<Vec<u8>, Merged>,
+    periods: BTreeMap<i32, Merged>,
+}
+
+/// Merges the partials (exact: sums are 128-bit until the report checks they fit 64).
+pub(crate) fn merge(partials: Vec<Partial<'_>>) -> Totals {
     let mut overall = Merged::default();
     let mut skipped = 0u64;
     let mut cats: BTreeMap<Vec<u8>, Merged> = BTreeMap::new();
@@ -427,67 +433,98 @@ pub(crate) fn finish(partials: Vec<Partial<'_>>, opts: &Options) -> Result<Repor
             min: p.min,
             max: p.max,
             amounts: Vec::new(),
-        })?;
+        });
         for (key, acc) in p.cats {
             match cats.get_mut(key.as_ref()) {
-                Some(m) => m.absorb(acc)?,
-                None => cats.entry(key.into_owned()).or_default().absorb(acc)?,
+                Some(m) => m.absorb(acc),
+                None => cats.entry(key.into_owned()).or_default().absorb(acc),
             }
         }
         for (key, acc) in p.periods {
-            periods.entry(key).or_default().absorb(acc)?;
+            periods.entry(key).or_default().absorb(acc);
         }
     }
-    let categories: Vec<CategoryStats> = cats
-        .into_iter()
-        .collect::<Vec<_>>()
-        .into_par_iter()
-        .map(|(key, m)| CategoryStats {
-            // Validated as UTF-8 when the category was first seen.
-            category: String::from_utf8_lossy(&key).into_owned(),
-            stats: m.stats(),
-        })
-        .collect();
-    let period = opts.period;
-    let periods: Vec<PeriodStats> = periods
-        .into_iter()
-        .collect::<Vec<_>>()
-        .into_par_iter()
-        .map(|(key, m)| {
-            let (label, start) = period_label(period, key);
-            PeriodStats {
-                period: label,
-                start,
-                stats: m.stats(),
-            }
-        })
-        .collect();
-    let mut top: Vec<TopCategory> = categories
-        .iter()
-        .map(|c| TopCategory {
-            category: c.category.clone(),
-            sum: c.stats.sum,
-            count: c.stats.count,
-        })
-        .collect();
-    // Stable sort over name-ordered input: ties keep name order.
-    top.sort_by_key(|t| std::cmp::Reverse(t.sum));
-    top.truncate(opts.top);
-    let empty = overall.count == 0;
-    Ok(Report {
-        period,
-        overall: Summary {
-            count: overall.count,
-            sum: Money(overall.sum),
-            mean: (!empty).then(|| mean(overall.sum, overall.count)),
-            min: (!empty).then_some(Money(overall.min)),
-            max: (!empty).then_some(Money(overall.max)),
-        },
-        categories,
+    Totals {
+        overall,
+        skipped,
+        cats,
         periods,
-        top_categories: top,
-        skipped_rows: skipped,
-    })
+    }
+}
+
+impl Totals {
+    /// The report: every group's order statistics, computed in parallel.
+    ///
+    /// # Errors
+    ///
+    /// [`ReportError::Overflow`] when a sum does not fit in 64 bits of minor units.
+    pub(crate) fn report(self, opts: &Options) -> Result<Report, ReportError> {
+        let Self {
+            overall,
+            skipped,
+            cats,
+            periods,
+        } = self;
+        let period = opts.period;
+        // Both tables at once, so neither waits on the other's slowest group.
+        let (categories, periods) = rayon::join(
+            || {
+                cats.into_iter()
+                    .collect::<Vec<_>>()
+                    .into_par_iter()
+                    .map(|(key, m)| {
+                        Ok(CategoryStats {
+                            // Validated as UTF-8 when the category was first seen.
+                            category: String::from_utf8_lossy(&key).into_owned(),
+                            stats: m.stats()?,
+                        })
+                    })
+                    .collect::<Result<Vec<_>, ReportError>>()
+            },
+            || {
+                periods
+                    .into_iter()
+                    .collect::<Vec<_>>()
+                    .into_par_iter()
+                    .map(|(key, m)| {
+                        let (label, start) = period_label(period, key);
+                        Ok(PeriodStats {
+                            period: label,
+                            start,
+                            stats: m.stats()?,
+                        })
+                    })
+                    .collect::<Result<Vec<_>, ReportError>>()
+            },
+        );
+        let (categories, periods) = (categories?, periods?);
+        let mut top: Vec<TopCategory> = categories
+            .iter()
+            .map(|c| TopCategory {
+                category: c.category.clone(),
+                sum: c.stats.sum,
+                count: c.stats.count,
+            })
+            .collect();
+        // Stable sort over name-ordered input: ties keep name order.
+        top.sort_by_key(|t| std::cmp::Reverse(t.sum));
+        top.truncate(opts.top);
+        let empty = overall.count == 0;
+        Ok(Report {
+            period,
+            overall: Summary {
+                count: overall.count,
+                sum: overall.sum()?,
+                mean: (!empty).then(|| mean(overall.sum, overall.count)),
+                min: (!empty).then_some(Money(overall.min)),
+                max: (!empty).then_some(Money(overall.max)),
+            },
+            categories,
+            periods,
+            top_categories: top,
+            skipped_rows: skipped,
+        })
+    }
 }
 
 #[cfg(test)]
@@ -539,7 +576,7 @@ mod tests {
         assert_eq!(mean(5, 2), Money(3));
         assert_eq!(mean(-5, 2), Money(-3));
         assert_eq!(mean(4, 3), Money(1));
-        assert_eq!(mean(i64::MAX, 1), Money(i64::MAX));
+        assert_eq!(mean(i128::from(i64::MAX), 1), Money(i64::MAX));
     }
 
     #[test]
@@ -551,7 +588,7 @@ mod tests {
             max: 4,
             parts: vec![vec![4, 1], vec![3, 2]],
         };
-        let s = m.stats();
+        let s = m.stats().expect("the sum fits");
         assert_eq!((s.median, s.p95), (Money(2), Money(4)));
         let m = Merged {
             count: 20,
@@ -560,7 +597,7 @@ mod tests {
             max: 20,
             parts: vec![(1..=20).rev().collect()],
         };
-        let s = m.stats();
+        let s = m.stats().expect("the sum fits");
         assert_eq!((s.median, s.p95), (Money(10), Money(19)));
     }
 }

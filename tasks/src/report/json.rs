@@ -11,9 +11,9 @@ use rayon::prelude::*;
 use serde::Deserialize;
 use serde_json::value::RawValue;
 
-use super::agg::{AddError, Field, Options, Partial, finish};
+use super::agg::{AddError, Field, Options, Partial, Totals, merge};
 use super::error::{ReportError, RowError, RowErrorKind};
-use super::types::{OnBadRow, Report};
+use super::types::OnBadRow;
 
 const CHUNK_ROWS: usize = 16_384;
 
@@ -60,32 +60,26 @@ fn number(raw: &RawValue) -> &[u8] {
         .as_bytes()
 }
 
-fn add_row<'a>(
-    partial: &mut Partial<'a>,
-    raw: &'a RawValue,
-) -> Result<(), (String, RowErrorKind, bool)> {
-    let row: Row<'a> = serde_json::from_str(raw.get())
-        .map_err(|_| ("*".to_owned(), RowErrorKind::WrongType, false))?;
+fn add_row<'a>(partial: &mut Partial<'a>, raw: &'a RawValue) -> Result<(), (String, RowErrorKind)> {
+    let row: Row<'a> =
+        serde_json::from_str(raw.get()).map_err(|_| ("*".to_owned(), RowErrorKind::WrongType))?;
     let need = |v: Option<&'a RawValue>, f: Field| {
-        v.ok_or_else(|| (field_name(f).to_owned(), RowErrorKind::MissingField, false))
+        v.ok_or_else(|| (field_name(f).to_owned(), RowErrorKind::MissingField))
     };
     let date = need(row.date, Field::Date)?;
     let category = need(row.category, Field::Category)?;
     let quantity = need(row.quantity, Field::Quantity)?;
     let unit_price = need(row.unit_price, Field::UnitPrice)?;
-    let wrong = |f: Field| (field_name(f).to_owned(), RowErrorKind::WrongType, false);
+    let wrong = |f: Field| (field_name(f).to_owned(), RowErrorKind::WrongType);
     let date = string(date).ok_or_else(|| wrong(Field::Date))?;
     let category = string(category).ok_or_else(|| wrong(Field::Category))?;
     partial
         .add(&date, category, number(quantity), number(unit_price))
-        .map_err(|e| match e {
-            AddError::Row(f, kind) => (field_name(f).to_owned(), kind, false),
-            AddError::Overflow => (String::new(), RowErrorKind::AmountOverflow, true),
-        })
+        .map_err(|AddError(f, kind)| (field_name(f).to_owned(), kind))
 }
 
-/// Builds the report from a JSON array of row objects.
-pub(crate) fn report(data: &[u8], opts: &Options) -> Result<Report, ReportError> {
+/// Parses a JSON array of row objects and merges every group's totals.
+pub(crate) fn totals(data: &[u8], opts: &Options) -> Result<Totals, ReportError> {
     let rows: Vec<&RawValue> =
         serde_json::from_slice(data).map_err(|e| ReportError::Json(e.to_string()))?;
     if rows.len() as u64 > opts.limits.max_rows {
@@ -100,10 +94,7 @@ pub(crate) fn report(data: &[u8], opts: &Options) -> Result<Report, ReportError>
             let mut partial = Partial::new(opts.period);
             for (i, &raw) in chunk.iter().enumerate() {
                 partial.rows += 1;
-                if let Err((column, kind, fatal)) = add_row(&mut partial, raw) {
-                    if fatal {
-                        return Err(ReportError::Overflow);
-                    }
+                if let Err((column, kind)) = add_row(&mut partial, raw) {
                     match opts.on_bad_row {
                         OnBadRow::Skip => partial.skipped += 1,
                         OnBadRow::Fail => {
@@ -117,5 +108,5 @@ pub(crate) fn report(data: &[u8], opts: &Options) -> Result<Report, ReportError>
         })
         .collect();
     let partials = results.into_iter().collect::<Result<Vec<_>, _>>()?;
-    finish(partials, opts)
+    Ok(merge(partials))
 }

@@ -30,9 +30,10 @@
 //!
 //! # Parallelism
 //!
-//! CSV input is cut into ~1 MiB chunks parsed with rayon, so on an `offload` pool the
+//! CSV input is cut into ~256 KiB chunks parsed with rayon, so on an `offload` pool the
 //! work spreads over the pool's threads (called inline outside a pool, rayon's global pool
-//! is used). Results do not depend on the thread count.
+//! is used). Results do not depend on the thread count: sums are exact 128-bit integers until
+//! the end, so only a final total that does not fit `i64` is an overflow.
 //!
 //! # Examples
 //!
@@ -160,6 +161,21 @@ impl ReportTask {
     /// [`ReportError`]: a limit is exceeded, the CSV header lacks a needed column, the JSON
     /// is malformed, a row is bad (unless skipped), or a sum overflows.
     pub fn compute(&self) -> Result<Report, ReportError> {
+        let opts = self.options();
+        self.totals(&opts)?.report(&opts)
+    }
+
+    fn options(&self) -> agg::Options {
+        agg::Options {
+            period: self.period,
+            top: self.top,
+            limits: self.limits,
+            on_bad_row: self.on_bad_row,
+        }
+    }
+
+    /// Checks the input size, parses it and merges the groups.
+    fn totals(&self, opts: &agg::Options) -> Result<agg::Totals, ReportError> {
         let bytes = match &self.input {
             Input::Csv(b) | Input::Json(b) => b,
         };
@@ -169,15 +185,9 @@ impl ReportTask {
                 limit: self.limits.max_input_bytes,
             });
         }
-        let opts = agg::Options {
-            period: self.period,
-            top: self.top,
-            limits: self.limits,
-            on_bad_row: self.on_bad_row,
-        };
         match &self.input {
-            Input::Csv(b) => csv::report(b, &opts),
-            Input::Json(b) => json::report(b, &opts),
+            Input::Csv(b) => csv::totals(b, opts),
+            Input::Json(b) => json::totals(b, opts),
         }
     }
 }
@@ -185,8 +195,15 @@ impl ReportTask {
 impl Task for ReportTask {
     type Output = Result<Report, ReportError>;
 
+    /// [`ReportTask::compute`], except that the input is freed while the order statistics
+    /// are computed: unmapping tens of megabytes takes milliseconds, which a second thread
+    /// hides.
     fn run(self) -> Self::Output {
-        self.compute()
+        let opts = self.options();
+        let totals = self.totals(&opts)?;
+        let input = self.input;
+        let (report, ()) = rayon::join(|| totals.report(&opts), move || drop(input));
+        report
     }
 
     fn name(&self) -> &'static str {
