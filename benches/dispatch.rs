@@ -3,6 +3,9 @@
 //! `cargo bench --bench dispatch` runs three groups, every variant of a group in the same run:
 //! (a) one empty task at a time, round trip; (b) 10,000 empty tasks in flight;
 //! (c) 1,000 tasks of about 10 µs of CPU in flight. Throughput is in tasks per second.
+//! In (b) and (c), `offload` and `rayon_oneshot` await one future per task, while
+//! `offload_run_all` awaits the batch (one wake-up) and `rayon_par_iter` is its bare-rayon
+//! counterpart: one `par_iter` over the batch inside one `rayon::spawn`, one oneshot.
 
 mod common;
 
@@ -99,6 +102,15 @@ fn in_flight(c: &mut Criterion, group: &str, n: usize, task: fn() -> u64) {
             acc
         })
     });
+    g.bench_with_input(BenchmarkId::new("offload_run_all", n), &n, |b, &n| {
+        b.to_async(&s.runtime).iter(|| async {
+            let mut acc = 0u64;
+            for r in s.pool.run_all((0..n).map(|_| task)).await {
+                acc ^= r.expect("ran");
+            }
+            acc
+        })
+    });
     g.bench_with_input(BenchmarkId::new("rayon_oneshot", n), &n, |b, &n| {
         b.to_async(&s.runtime).iter(|| async {
             let receivers: Vec<_> = (0..n)
@@ -115,6 +127,17 @@ fn in_flight(c: &mut Criterion, group: &str, n: usize, task: fn() -> u64) {
                 acc ^= rx.await.expect("sent");
             }
             acc
+        })
+    });
+    g.bench_with_input(BenchmarkId::new("rayon_par_iter", n), &n, |b, &n| {
+        b.to_async(&s.runtime).iter(|| {
+            rayon_oneshot(&s.rayon, move || {
+                use rayon::prelude::*;
+                (0..n)
+                    .into_par_iter()
+                    .map(|_| task())
+                    .reduce(|| 0, |a, b| a ^ b)
+            })
         })
     });
     g.bench_with_input(BenchmarkId::new("spawn_blocking", n), &n, |b, &n| {

@@ -1,6 +1,7 @@
 #![doc = include_str!("../docs/crate.md")]
 #![deny(missing_docs, missing_debug_implementations)]
 
+mod batch;
 mod builder;
 mod error;
 mod lag;
@@ -12,6 +13,7 @@ mod shared;
 mod task;
 mod worker;
 
+pub use batch::{RunAll, RunAllFuture};
 pub use builder::Builder;
 pub use error::{BuildError, Error, TryRunError};
 pub use lag::ReactorLag;

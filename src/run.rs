@@ -4,7 +4,6 @@ use std::fmt;
 use std::future::{Future, IntoFuture};
 use std::pin::Pin;
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
@@ -90,12 +89,12 @@ impl<'a, T: Task> Run<'a, T> {
             .timeout
             .map(|t| deadline_after(Instant::now(), t));
         self.shared
-            .submit(self.task, &self.options, deadline)
+            .submit(self.task, &self.options, deadline, None)
             .inspect_err(|_| self.shared.count_rejected())
     }
 }
 
-fn deadline_after(now: Instant, timeout: Duration) -> Instant {
+pub(crate) fn deadline_after(now: Instant, timeout: Duration) -> Instant {
     // A timeout too large to represent never fires.
     now.checked_add(timeout)
         .unwrap_or_else(|| now + Duration::from_secs(100 * 365 * 24 * 3600))
@@ -112,8 +111,7 @@ impl<'a, T: Task> IntoFuture for Run<'a, T> {
             options: self.options,
             deadline: None,
             timer: None,
-            listener: None,
-            waiting: false,
+            room: RoomWait::default(),
             handle: None,
         }
     }
@@ -132,6 +130,43 @@ impl<T: Task> fmt::Debug for Run<'_, T> {
     }
 }
 
+/// Waiting for queue room, counted among the pool's waiters while it lasts (workers notify
+/// only when someone waits). Call [`RoomWait::stop`] when done, and on drop.
+#[derive(Debug, Default)]
+pub(crate) struct RoomWait {
+    waiting: bool,
+    listener: Option<EventListener>,
+}
+
+impl RoomWait {
+    /// `Ready` means: retry admission now. The first call registers and is ready at once, so
+    /// a slot freed between the failed attempt and the registration is not missed.
+    pub(crate) fn poll(&mut self, shared: &Shared, cx: &mut Context<'_>) -> Poll<()> {
+        match &mut self.listener {
+            None => {
+                if !self.waiting {
+                    self.waiting = true;
+                    shared.start_waiting();
+                }
+                self.listener = Some(shared.listen_for_space());
+                Poll::Ready(())
+            }
+            Some(listener) => {
+                std::task::ready!(Pin::new(listener).poll(cx));
+                self.listener = None;
+                Poll::Ready(())
+            }
+        }
+    }
+
+    pub(crate) fn stop(&mut self, shared: &Shared) {
+        if std::mem::take(&mut self.waiting) {
+            shared.stop_waiting();
+        }
+        self.listener = None;
+    }
+}
+
 /// The future of [`Run`]: waits for queue room, submits, then waits for the result.
 ///
 /// # Cancellation
@@ -146,24 +181,13 @@ pub struct RunFuture<'a, T: Task> {
     options: Options,
     deadline: Option<Instant>,
     timer: Option<Timer>,
-    listener: Option<EventListener>,
-    /// Whether this future is counted among the pool's waiters for queue room.
-    waiting: bool,
+    room: RoomWait,
     handle: Option<TaskHandle<T::Output>>,
-}
-
-impl<T: Task> RunFuture<'_, T> {
-    fn stop_waiting(&mut self) {
-        if std::mem::take(&mut self.waiting) {
-            self.shared.stop_waiting();
-        }
-        self.listener = None;
-    }
 }
 
 impl<T: Task> Drop for RunFuture<'_, T> {
     fn drop(&mut self) {
-        self.stop_waiting();
+        self.room.stop(self.shared);
     }
 }
 
@@ -188,14 +212,14 @@ impl<T: Task> Future for RunFuture<'_, T> {
             let Some(task) = this.task.take() else {
                 return Poll::Ready(Err(Error::Closed));
             };
-            match this.shared.submit(task, &this.options, this.deadline) {
+            match this.shared.submit(task, &this.options, this.deadline, None) {
                 Ok(mut handle) => {
                     handle.timer = this.timer.take();
-                    this.stop_waiting();
+                    this.room.stop(this.shared);
                     return Pin::new(this.handle.insert(handle)).poll(cx);
                 }
                 Err(TryRunError::Closed(_)) => {
-                    this.stop_waiting();
+                    this.room.stop(this.shared);
                     this.shared.count_rejected();
                     return Poll::Ready(Err(Error::Closed));
                 }
@@ -210,33 +234,13 @@ impl<T: Task> Future for RunFuture<'_, T> {
                         .name
                         .or_else(|| this.task.as_ref().map(Task::name))
                         .unwrap_or("task");
-                    // Counted as submitted and timed out, which is what the caller learns.
-                    let result = Err(Error::timed_out(name, this.options.timeout));
-                    this.shared
-                        .counters
-                        .submitted
-                        .fetch_add(1, Ordering::Relaxed);
-                    this.shared.count_outcome(&result);
+                    let error = this.shared.time_out_unadmitted(name, this.options.timeout);
                     this.task = None;
-                    this.stop_waiting();
-                    return Poll::Ready(result);
+                    this.room.stop(this.shared);
+                    return Poll::Ready(Err(error));
                 }
             }
-            match &mut this.listener {
-                None => {
-                    if !this.waiting {
-                        this.waiting = true;
-                        this.shared.start_waiting();
-                    }
-                    // Registered before the retry above the loop's top: a slot freed in
-                    // between is not missed.
-                    this.listener = Some(this.shared.listen_for_space());
-                }
-                Some(listener) => match Pin::new(listener).poll(cx) {
-                    Poll::Ready(()) => this.listener = None,
-                    Poll::Pending => return Poll::Pending,
-                },
-            }
+            std::task::ready!(this.room.poll(this.shared, cx));
         }
     }
 }
@@ -252,10 +256,10 @@ impl<T: Task> fmt::Debug for RunFuture<'_, T> {
 }
 
 /// A timer that exists only under a tokio runtime; elsewhere timeouts are the pool's job.
-struct Timer(Option<Pin<Box<tokio::time::Sleep>>>);
+pub(crate) struct Timer(Option<Pin<Box<tokio::time::Sleep>>>);
 
 impl Timer {
-    fn new(deadline: Instant) -> Timer {
+    pub(crate) fn new(deadline: Instant) -> Timer {
         Timer(
             tokio::runtime::Handle::try_current()
                 .ok()
@@ -263,7 +267,7 @@ impl Timer {
         )
     }
 
-    fn poll_expired(&mut self, cx: &mut Context<'_>) -> bool {
+    pub(crate) fn poll_expired(&mut self, cx: &mut Context<'_>) -> bool {
         self.0
             .as_mut()
             .is_some_and(|sleep| sleep.as_mut().poll(cx).is_ready())
@@ -367,16 +371,36 @@ impl<O: Send + 'static> TaskHandle<O> {
                 if !timer.poll_expired(cx) {
                     return Poll::Pending;
                 }
-                // The reply may have landed between the two polls; a value that made it in
-                // time wins over the timer.
-                if reply.has_message() {
-                    if let Poll::Ready(Ok(result)) = Pin::new(reply).poll(cx) {
-                        return Poll::Ready(result);
-                    }
-                }
-                Poll::Ready(Err(Error::timed_out(self.name, self.timeout)))
+                Poll::Ready(self.value_or_timeout(cx))
             }
         }
+    }
+
+    /// At the deadline: the reply if it landed in time (a value that made it wins over the
+    /// timer), else the timeout error.
+    fn value_or_timeout(&mut self, cx: &mut Context<'_>) -> Result<O, Error> {
+        if let State::Remote(reply) = &mut self.state {
+            if reply.has_message() {
+                if let Poll::Ready(Ok(result)) = Pin::new(reply).poll(cx) {
+                    return result;
+                }
+            }
+        }
+        Err(Error::timed_out(self.name, self.timeout))
+    }
+
+    /// Settles the handle at its batch's deadline, as [`value_or_timeout`] says.
+    pub(crate) fn time_out(&mut self, cx: &mut Context<'_>) -> Result<O, Error> {
+        let result = self.value_or_timeout(cx);
+        self.settle(result)
+    }
+
+    /// The caller has learned the outcome: count it, and let go of the reply (a still
+    /// running task then sees that nobody waits).
+    fn settle(&mut self, result: Result<O, Error>) -> Result<O, Error> {
+        self.state = State::Done;
+        self.shared.count_outcome(&result);
+        result
     }
 }
 
@@ -389,10 +413,7 @@ impl<O: Send + 'static> Future for TaskHandle<O> {
             return Poll::Ready(Err(Error::Closed));
         }
         let result = std::task::ready!(this.poll_result(cx));
-        // Dropping the receiver here tells a still-running task that nobody waits.
-        this.state = State::Done;
-        this.shared.count_outcome(&result);
-        Poll::Ready(result)
+        Poll::Ready(this.settle(result))
     }
 }
 

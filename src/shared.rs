@@ -25,7 +25,7 @@ use crate::error::{Error, TryRunError};
 use crate::metrics::{Counters, Metrics, Slot};
 use crate::run::{Options, TaskHandle};
 use crate::task::Task;
-use crate::worker::{self, Job, JobMeta};
+use crate::worker::{self, Countdown, Job, JobMeta};
 
 // The state word: queued (24 bits) | in flight (24 bits) | drainers (14 bits) | 2 flags.
 const QUEUED_ONE: u64 = 1;
@@ -199,12 +199,14 @@ impl Shared {
     }
 
     /// Admits `task` or hands it back. Counts `submitted`, not rejections: a waiting `run`
-    /// retries a full queue, only the caller knows when a refusal is final.
+    /// retries a full queue, only the caller knows when a refusal is final. An admitted task
+    /// of a batch is added to the batch's countdown before it can finish.
     pub(crate) fn submit<T: Task>(
         self: &Arc<Self>,
         task: T,
         options: &Options,
         deadline: Option<Instant>,
+        batch: Option<&Arc<Countdown>>,
     ) -> Result<TaskHandle<T::Output>, TryRunError<T>> {
         let name = options.name.unwrap_or_else(|| task.name());
         let meta = JobMeta {
@@ -227,7 +229,10 @@ impl Shared {
             Err(Refusal::Closed) => return Err(TryRunError::Closed(task)),
         };
         self.counters.submitted.fetch_add(1, Ordering::Relaxed);
-        let (job, rx) = worker::job(task, meta);
+        if let Some(countdown) = batch {
+            countdown.add();
+        }
+        let (job, rx) = worker::job(task, meta, batch);
         let queue = &self.queues[options.priority.queue_index()];
         // Admission reserved a slot and this queue's own capacity is the whole pool's, so the
         // channel cannot be full; both ends live in `self`, so it cannot be disconnected.
@@ -421,6 +426,19 @@ impl Shared {
     /// Counts how a task ended, as its caller learned it.
     pub(crate) fn count_outcome<O>(&self, result: &Result<O, Error>) {
         self.counters.outcome(result);
+    }
+
+    /// A task whose timeout passed while it waited for queue room: counted as submitted and
+    /// timed out, which is what its caller learns. Returns that error.
+    pub(crate) fn time_out_unadmitted(
+        &self,
+        name: &'static str,
+        timeout: Option<Duration>,
+    ) -> Error {
+        let error = Error::timed_out(name, timeout);
+        self.counters.submitted.fetch_add(1, Ordering::Relaxed);
+        self.counters.outcome::<()>(&Err(error.clone()));
+        error
     }
 
     pub(crate) fn count_rejected(&self) {

@@ -3,7 +3,11 @@
 use std::any::Any;
 use std::cell::RefCell;
 use std::panic::{self, AssertUnwindSafe};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
+
+use event_listener::{Event, EventListener};
 
 use crate::error::Error;
 use crate::shared::Shared;
@@ -53,15 +57,64 @@ impl Job {
 
 pub(crate) type Reply<O> = oneshot::AsyncReceiver<Result<O, Error>>;
 
-/// Packs a task, its metadata and the sending half of its result channel.
-pub(crate) fn job<T: Task>(task: T, meta: JobMeta) -> (Job, Reply<T::Output>) {
+/// Packs a task, its metadata and the sending half of its result channel. A job of a batch
+/// also ticks the batch's countdown once it is done with, however it ends.
+pub(crate) fn job<T: Task>(
+    task: T,
+    meta: JobMeta,
+    batch: Option<&Arc<Countdown>>,
+) -> (Job, Reply<T::Output>) {
     let (tx, rx) = oneshot::async_channel();
     let body = Box::new(TaskJob {
         meta: Some(meta),
         task: Some(task),
         tx,
+        _tick: Tick(batch.map(Arc::clone)),
     });
     (Job(body), rx)
+}
+
+/// Counts a batch's jobs that are not done with yet and wakes the batch's caller once, when
+/// the last one is: its results wait in their channels meanwhile, so a batch of any size
+/// costs its caller one wake-up instead of one per task.
+#[derive(Debug, Default)]
+pub(crate) struct Countdown {
+    pending: AtomicUsize,
+    done: Event,
+}
+
+impl Countdown {
+    /// One more job is about to be queued; call before the job can possibly finish.
+    pub(crate) fn add(&self) {
+        self.pending.fetch_add(1, Ordering::AcqRel);
+    }
+
+    /// A job is done with: its result (if any) is in its channel.
+    pub(crate) fn tick(&self) {
+        if self.pending.fetch_sub(1, Ordering::AcqRel) == 1 {
+            self.done.notify(usize::MAX);
+        }
+    }
+
+    pub(crate) fn is_done(&self) -> bool {
+        self.pending.load(Ordering::Acquire) == 0
+    }
+
+    pub(crate) fn listen(&self) -> EventListener {
+        self.done.listen()
+    }
+}
+
+/// Ticks its countdown when dropped: a job's fields drop after its result is sent, and also
+/// when the job is dropped unrun (a torn-down pool) or a drop inside it panics.
+struct Tick(Option<Arc<Countdown>>);
+
+impl Drop for Tick {
+    fn drop(&mut self) {
+        if let Some(countdown) = &self.0 {
+            countdown.tick();
+        }
+    }
 }
 
 /// The typed part of a job, behind `dyn` so that one channel carries every task type.
@@ -76,6 +129,8 @@ struct TaskJob<T: Task> {
     meta: Option<JobMeta>,
     task: Option<T>,
     tx: oneshot::Sender<Result<T::Output, Error>>,
+    /// Declared last, so it drops (and ticks) after the result has been sent.
+    _tick: Tick,
 }
 
 impl<T: Task> Body for TaskJob<T> {

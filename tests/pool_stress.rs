@@ -1,5 +1,5 @@
 //! 20,000 tasks from many concurrent submitters, with planned panics, dropped handles,
-//! timeouts and refusals: every future resolves and the counters reconcile exactly.
+//! timeouts, refusals and batches: every future resolves and the counters reconcile exactly.
 #![allow(clippy::unwrap_used)]
 
 mod support;
@@ -16,6 +16,8 @@ struct Tally {
     timed_out: AtomicU64,
     dropped: AtomicU64,
     rejected: AtomicU64,
+    /// Tasks beyond one per loop step (a batch of three counts two here).
+    extra: AtomicU64,
 }
 
 impl Tally {
@@ -77,6 +79,24 @@ fn smoke() {
                             assert_eq!(err.panic_message(), Some(format!("planned {i}").as_str()));
                             Tally::bump(&tally.panicked);
                         }
+                        5 => {
+                            let batch = pool
+                                .run_all((0..3u64).map(|k| {
+                                    move || {
+                                        assert!(k != 1, "planned {i}");
+                                        i + k
+                                    }
+                                }))
+                                .priority(priority)
+                                .await;
+                            assert_eq!(batch[0], Ok(i));
+                            let err = batch[1].as_ref().unwrap_err();
+                            assert_eq!(err.panic_message(), Some(format!("planned {i}").as_str()));
+                            assert_eq!(batch[2], Ok(i + 2));
+                            tally.ok.fetch_add(2, Ordering::Relaxed);
+                            Tally::bump(&tally.panicked);
+                            tally.extra.fetch_add(2, Ordering::Relaxed);
+                        }
                         1 | 11 => match pool.try_run(move || i) {
                             Ok(handle) => {
                                 drop(handle);
@@ -135,7 +155,7 @@ fn smoke() {
     let m = pool.metrics();
     let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
     let total = SUBMITTERS * PER_SUBMITTER;
-    assert_eq!(m.submitted + m.rejected, total, "{m:?}");
+    assert_eq!(m.submitted + m.rejected, total + get(&tally.extra), "{m:?}");
     assert_eq!(m.completed, get(&tally.ok), "{m:?}");
     assert_eq!(m.panicked, get(&tally.panicked), "{m:?}");
     assert_eq!(m.timed_out, get(&tally.timed_out), "{m:?}");
@@ -147,5 +167,5 @@ fn smoke() {
     );
     assert_eq!((m.queued, m.running), (0, 0));
     assert!(m.is_settled());
-    assert_eq!(m.panicked, total / 10);
+    assert_eq!(m.panicked, total / 10 + total / 20);
 }

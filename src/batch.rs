@@ -1,0 +1,279 @@
+//! `RunAll`: many tasks of one type, awaited together, for one wake-up of the caller.
+//
+// Implementation: every task is submitted like a `run` (same admission, queue, handle and
+// counters), and its job also holds the batch's `Countdown`. Results wait in their handles'
+// channels, which nobody polls until the countdown reaches zero, so no worker wakes the
+// caller per result; the last job to be done with wakes it once. The future then polls each
+// handle (all ready) in input order.
+
+use std::collections::VecDeque;
+use std::fmt;
+use std::future::{Future, IntoFuture};
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
+
+use event_listener::EventListener;
+
+use crate::error::{Error, TryRunError};
+use crate::priority::Priority;
+use crate::run::{Options, RoomWait, TaskHandle, Timer, deadline_after};
+use crate::shared::Shared;
+use crate::task::Task;
+use crate::worker::Countdown;
+
+/// A batch of tasks about to be submitted, returned by [`Pool::run_all`](crate::Pool::run_all).
+///
+/// Set options with [`priority`](RunAll::priority), [`timeout`](RunAll::timeout) and
+/// [`name`](RunAll::name), which apply to every task of the batch, then `.await` it: the
+/// result is one `Result` per task, in input order.
+#[must_use = "the tasks are submitted only when the `RunAll` is awaited"]
+pub struct RunAll<'a, T: Task> {
+    shared: &'a Arc<Shared>,
+    tasks: Vec<T>,
+    options: Options,
+}
+
+impl<'a, T: Task> RunAll<'a, T> {
+    pub(crate) fn new(shared: &'a Arc<Shared>, tasks: Vec<T>) -> RunAll<'a, T> {
+        RunAll {
+            shared,
+            tasks,
+            options: Options::default(),
+        }
+    }
+
+    /// Sets every task's priority. Default: [`Priority::Normal`].
+    pub fn priority(mut self, priority: Priority) -> RunAll<'a, T> {
+        self.options.priority = priority;
+        self
+    }
+
+    /// Gives up on the batch `timeout` after the first poll (waiting for queue room
+    /// included).
+    ///
+    /// At the deadline the future resolves at once: tasks that ended in time keep their
+    /// results, every other one is [`Error::TimedOut`]; those still queued never run, running
+    /// ones see [`is_cancelled`](crate::is_cancelled) turn true. The immediate return needs a
+    /// tokio runtime with timers enabled around the `.await`; under another executor the
+    /// pool enforces each task's deadline instead. Default: none.
+    ///
+    /// # Panics
+    ///
+    /// Awaiting panics inside a tokio runtime built without `enable_time`, as every tokio
+    /// timer does.
+    pub fn timeout(mut self, timeout: Duration) -> RunAll<'a, T> {
+        self.options.timeout = Some(timeout);
+        self
+    }
+
+    /// Overrides [`Task::name`] for every task of the batch (metrics, spans, errors).
+    pub fn name(mut self, name: &'static str) -> RunAll<'a, T> {
+        self.options.name = Some(name);
+        self
+    }
+}
+
+impl<'a, T: Task> IntoFuture for RunAll<'a, T> {
+    type Output = Vec<Result<T::Output, Error>>;
+    type IntoFuture = RunAllFuture<'a, T>;
+
+    fn into_future(self) -> RunAllFuture<'a, T> {
+        let len = self.tasks.len();
+        RunAllFuture {
+            shared: self.shared,
+            options: self.options,
+            unsent: self.tasks.into(),
+            handles: VecDeque::with_capacity(len),
+            results: Vec::with_capacity(len),
+            countdown: Arc::new(Countdown::default()),
+            deadline: None,
+            started: false,
+            timer: None,
+            room: RoomWait::default(),
+            done: None,
+            refused: 0,
+        }
+    }
+}
+
+impl<T: Task> fmt::Debug for RunAll<'_, T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RunAll")
+            .field("tasks", &self.tasks.len())
+            .field("priority", &self.options.priority)
+            .field("timeout", &self.options.timeout)
+            .finish()
+    }
+}
+
+/// The future of [`RunAll`]: submits every task (waiting for queue room as needed), then
+/// waits until all have ended and yields their results in input order.
+///
+/// # Cancellation
+///
+/// Dropping it cancels the batch: tasks not yet started never run (counted `cancelled`),
+/// running ones see [`is_cancelled`](crate::is_cancelled) turn true and their values are
+/// dropped, and tasks not yet submitted are dropped without being counted.
+#[must_use = "futures do nothing unless polled"]
+pub struct RunAllFuture<'a, T: Task> {
+    shared: &'a Arc<Shared>,
+    options: Options,
+    /// Tasks not yet admitted, in input order.
+    unsent: VecDeque<T>,
+    /// Admitted tasks, in input order, not yet collected.
+    handles: VecDeque<TaskHandle<T::Output>>,
+    /// Collected results, in input order: a prefix of the output.
+    results: Vec<Result<T::Output, Error>>,
+    countdown: Arc<Countdown>,
+    deadline: Option<Instant>,
+    started: bool,
+    timer: Option<Timer>,
+    room: RoomWait,
+    done: Option<EventListener>,
+    /// Tasks a closed pool refused: the output's last entries, as `Closed`.
+    refused: usize,
+}
+
+impl<T: Task> RunAllFuture<'_, T> {
+    /// Submits what the queue admits. `Ready` once nothing is left to submit; `Pending` while
+    /// waiting for room.
+    fn poll_submit(&mut self, cx: &mut Context<'_>) -> Poll<()> {
+        while let Some(task) = self.unsent.pop_front() {
+            let countdown = Some(&self.countdown);
+            match self
+                .shared
+                .submit(task, &self.options, self.deadline, countdown)
+            {
+                Ok(handle) => self.handles.push_back(handle),
+                Err(TryRunError::Full(task)) => {
+                    self.unsent.push_front(task);
+                    std::task::ready!(self.room.poll(self.shared, cx));
+                }
+                Err(TryRunError::Closed(_)) => {
+                    // Closing is final: this task and every later one are refused.
+                    let refused = 1 + self.unsent.len();
+                    self.unsent.clear();
+                    for _ in 0..refused {
+                        self.shared.count_rejected();
+                    }
+                    self.refused += refused;
+                    break;
+                }
+            }
+        }
+        self.room.stop(self.shared);
+        Poll::Ready(())
+    }
+
+    /// Whether the batch's deadline has passed (registering the timer otherwise).
+    fn expired(&mut self, cx: &mut Context<'_>) -> bool {
+        let Some(deadline) = self.deadline else {
+            return false;
+        };
+        self.timer
+            .get_or_insert_with(|| Timer::new(deadline))
+            .poll_expired(cx)
+    }
+
+    /// Waits until every admitted job is done with.
+    fn poll_done(&mut self, cx: &mut Context<'_>) -> Poll<()> {
+        loop {
+            if self.countdown.is_done() {
+                self.done = None;
+                return Poll::Ready(());
+            }
+            match &mut self.done {
+                // Registered before the check at the loop's top: a last tick in between
+                // is not missed.
+                None => self.done = Some(self.countdown.listen()),
+                Some(listener) => {
+                    std::task::ready!(Pin::new(listener).poll(cx));
+                    self.done = None;
+                }
+            }
+        }
+    }
+
+    /// The output once every job is done with: each handle's result, then the refusals.
+    fn poll_collect(&mut self, cx: &mut Context<'_>) -> Poll<Vec<Result<T::Output, Error>>> {
+        while let Some(mut handle) = self.handles.pop_front() {
+            // Every job is done with, so every reply is in (an inline task runs right here).
+            match Pin::new(&mut handle).poll(cx) {
+                Poll::Ready(result) => self.results.push(result),
+                Poll::Pending => {
+                    self.handles.push_front(handle);
+                    return Poll::Pending;
+                }
+            }
+        }
+        let results = std::mem::take(&mut self.results);
+        Poll::Ready(self.finish(results))
+    }
+
+    /// The deadline passed: what ended in time keeps its result, the rest times out.
+    fn time_out(&mut self, cx: &mut Context<'_>) -> Vec<Result<T::Output, Error>> {
+        self.room.stop(self.shared);
+        let mut results = std::mem::take(&mut self.results);
+        for mut handle in self.handles.drain(..) {
+            results.push(handle.time_out(cx));
+        }
+        for task in self.unsent.drain(..) {
+            let name = self.options.name.unwrap_or_else(|| task.name());
+            let error = self.shared.time_out_unadmitted(name, self.options.timeout);
+            results.push(Err(error));
+        }
+        self.finish(results)
+    }
+
+    /// Appends `Closed` for each task the pool refused, after everything admitted.
+    fn finish(
+        &mut self,
+        mut results: Vec<Result<T::Output, Error>>,
+    ) -> Vec<Result<T::Output, Error>> {
+        results.extend((0..std::mem::take(&mut self.refused)).map(|_| Err(Error::Closed)));
+        results
+    }
+}
+
+impl<T: Task> Drop for RunAllFuture<'_, T> {
+    fn drop(&mut self) {
+        self.room.stop(self.shared);
+    }
+}
+
+// Tasks are moved, never pinned in place, so the future does not need to stay put.
+impl<T: Task> Unpin for RunAllFuture<'_, T> {}
+
+impl<T: Task> Future for RunAllFuture<'_, T> {
+    type Output = Vec<Result<T::Output, Error>>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.get_mut();
+        if !std::mem::replace(&mut this.started, true) {
+            this.deadline = this
+                .options
+                .timeout
+                .map(|t| deadline_after(Instant::now(), t));
+        }
+        if this.poll_submit(cx).is_pending() || this.poll_done(cx).is_pending() {
+            if this.expired(cx) {
+                return Poll::Ready(this.time_out(cx));
+            }
+            return Poll::Pending;
+        }
+        this.poll_collect(cx)
+    }
+}
+
+impl<T: Task> fmt::Debug for RunAllFuture<'_, T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RunAllFuture")
+            .field("unsent", &self.unsent.len())
+            .field("admitted", &(self.handles.len() + self.results.len()))
+            .field("priority", &self.options.priority)
+            .field("timeout", &self.options.timeout)
+            .finish()
+    }
+}
