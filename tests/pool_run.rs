@@ -3,6 +3,7 @@
 
 mod support;
 
+use std::future::IntoFuture;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
@@ -94,6 +95,24 @@ fn works_under_a_non_tokio_executor() {
     });
     assert_eq!(out, 3);
     futures::executor::block_on(pool.shutdown());
+    assert!(pool.metrics().is_settled());
+}
+
+#[test]
+fn works_under_smol() {
+    let pool = Pool::builder().threads(2).build().unwrap();
+    let out = smol::block_on(async {
+        // Slow enough that smol parks its thread until the pool's thread wakes it.
+        let slow = pool.run(|| {
+            std::thread::sleep(std::time::Duration::from_millis(20));
+            40
+        });
+        let (slow, quick) = futures::join!(slow.into_future(), pool.run(|| 2).into_future());
+        let batch = pool.run_all((0..10u32).map(|i| move || i)).await;
+        slow.unwrap() + quick.unwrap() + batch.into_iter().map(Result::unwrap).sum::<u32>()
+    });
+    assert_eq!(out, 42 + 45);
+    smol::block_on(pool.shutdown());
     assert!(pool.metrics().is_settled());
 }
 
