@@ -1,7 +1,9 @@
 //! Thumbnails per second: 256 px JPEG (quality 80) from a 6028x3391 and a 1920x1280 photo,
 //! inline on one thread and on an offload pool of two threads.
 //!
-//! Run: `cargo bench --bench thumbnail`. The 6028x3391 photo is read from `../shared/images`
+//! Run: `cargo bench --bench thumbnail` (the default pure-Rust JPEG codec) or
+//! `cargo bench --bench thumbnail --features offload-tasks/turbojpeg` (libjpeg-turbo; needs
+//! cmake and nasm); the group names say which. The 6028x3391 photo is read from `../shared/images`
 //! beside the repository (skipped with a message when absent); the 1920x1280 one is committed
 //! under `tests/fixtures/images`. `scripts/thumbnail-vs-sharp/run.sh` measures sharp on the
 //! same files for comparison.
@@ -12,7 +14,7 @@ use std::path::PathBuf;
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use offload::Pool;
-use offload_tasks::thumbnail::{Thumbnail, ThumbnailOptions, thumbnail};
+use offload_tasks::thumbnail::{JPEG_BACKEND, Thumbnail, ThumbnailOptions, thumbnail};
 
 /// Thumbnails per measured iteration; enough to keep both pool threads busy.
 const BATCH: usize = 8;
@@ -42,7 +44,7 @@ fn bench(c: &mut Criterion) {
     let options = ThumbnailOptions::new(256, 256);
 
     for (name, bytes) in photos() {
-        let mut group = c.benchmark_group(format!("thumbnail/{name}"));
+        let mut group = c.benchmark_group(format!("thumbnail/{name}/{JPEG_BACKEND}"));
         group.throughput(Throughput::Elements(BATCH as u64));
         group.sample_size(10);
 

@@ -125,6 +125,22 @@ fn jpeg_without_end_marker_is_undecodable() {
 }
 
 #[test]
+fn a_jpeg_with_hundreds_of_scans_is_refused() {
+    // A progressive file can repeat scans over the whole image, each one a full pass: a
+    // CPU bomb in a few kilobytes. Repeat the last scan of a real progressive photo.
+    let full = fixture("astronaut_64_progressive.jpg");
+    let last_scan = full.windows(2).rposition(|w| w == [0xFF, 0xDA]).unwrap();
+    let end = full.len() - 2; // before EOI
+    let mut bomb = full[..end].to_vec();
+    for _ in 0..600 {
+        bomb.extend_from_slice(&full[last_scan..end]);
+    }
+    bomb.extend_from_slice(&[0xFF, 0xD9]);
+    let err = Thumbnail::fit(bomb, 32, 32).run().unwrap_err();
+    assert!(err.is_undecodable(), "{err:?}");
+}
+
+#[test]
 fn corrupt_bytes_never_panic() {
     // Overwrite a run of bytes at many places; every outcome must be Ok or a typed
     // input error, never a panic or an internal error.

@@ -3,6 +3,8 @@
 # (fit inside 256x256, JPEG quality 80), one thread and two.
 #
 # Usage: scripts/thumbnail-vs-sharp/run.sh [seconds-per-measurement]   (default 10)
+# The Rust side runs twice: the default pure-Rust JPEG codec, then libjpeg-turbo (feature
+# `turbojpeg`) when cmake and nasm are installed.
 # Needs Node >= 18 for sharp (installed on first run into ./scratch, gitignored); without
 # Node only the Rust side runs. Photos: ../shared/images/Kleiber_by_Lukas_Baubkus.jpg beside
 # the repository (6028x3391) and tests/fixtures/images/seeding_1920x1280.jpg.
@@ -35,4 +37,10 @@ echo "== offload-tasks (criterion; thrpt is thumbnails/s, middle value is the es
 cd "$root"
 cargo bench --bench thumbnail -- --measurement-time "$secs" 2>&1 |
   grep -E '^thumbnail/|thrpt:'
+if command -v cmake >/dev/null 2>&1 && command -v nasm >/dev/null 2>&1; then
+  cargo bench --bench thumbnail --features offload-tasks/turbojpeg -- --measurement-time "$secs" 2>&1 |
+    grep -E '^thumbnail/|thrpt:'
+else
+  echo "== cmake or nasm not found: skipping the libjpeg-turbo build"
+fi
 echo "== load after: $(cut -d' ' -f1-3 /proc/loadavg)"

@@ -1,10 +1,22 @@
-//! JPEG through libjpeg-turbo: header and EXIF reading, DCT-domain shrink-on-load, encoding.
+//! JPEG: header and EXIF reading, DCT-domain shrink-on-load, encoding.
+//!
+//! Two backends with the same three functions: libjpeg-turbo (feature `turbojpeg`, fastest,
+//! needs cmake and nasm to build) and pure Rust (`jpeg-decoder`, `jpeg-encoder`), the
+//! default, so that a machine with only Rust builds the crate.
 
 use image::metadata::Orientation;
-use turbojpeg::{Colorspace, Compressor, Decompressor, Image, PixelFormat, ScalingFactor, Subsamp};
 
-use super::raster::Raster;
-use super::{Format, SourceFormat, ThumbnailError};
+use super::{SourceFormat, ThumbnailError};
+
+#[cfg(not(feature = "turbojpeg"))]
+mod pure;
+#[cfg(feature = "turbojpeg")]
+mod turbo;
+
+#[cfg(not(feature = "turbojpeg"))]
+pub(crate) use pure::{decode_scaled, encode, read_header};
+#[cfg(feature = "turbojpeg")]
+pub(crate) use turbo::{decode_scaled, encode, read_header};
 
 /// How much larger than the output the shrunk decode must stay, per axis.
 ///
@@ -29,98 +41,38 @@ pub(crate) struct Header {
     pub(crate) height: u32,
     pub(crate) orientation: Orientation,
     lossless: bool,
+    #[cfg(feature = "turbojpeg")]
     cmyk: bool,
 }
 
-pub(crate) fn read_header(bytes: &[u8]) -> Result<Header, ThumbnailError> {
-    let mut d = Decompressor::new().map_err(corrupt)?;
-    let h = d.read_header(bytes).map_err(corrupt)?;
-    let width = u32::try_from(h.width).map_err(corrupt)?;
-    let height = u32::try_from(h.height).map_err(corrupt)?;
-    if width == 0 || height == 0 {
-        return Err(corrupt("zero image dimension"));
+/// The shrink-on-load denominator (1, 2, 4 or 8): the largest that still leaves
+/// [`HEADROOM`] over an output of `out_w` x `out_h` cut from a `crop_w` x `crop_h` region of
+/// the stored image. Lossless JPEG has no DCT to shrink in.
+fn shrink(header: &Header, (crop_w, crop_h): (f64, f64), (out_w, out_h): (u32, u32)) -> u32 {
+    if header.lossless {
+        return 1;
     }
-    Ok(Header {
-        width,
-        height,
-        orientation: exif_orientation(bytes).unwrap_or(Orientation::NoTransforms),
-        lossless: h.is_lossless,
-        cmyk: matches!(h.colorspace, Colorspace::CMYK | Colorspace::YCCK),
-    })
-}
-
-/// Decodes at the smallest power-of-two DCT scale that still leaves [`HEADROOM`] over an
-/// output of `out_w` x `out_h` cut from a `crop_w` x `crop_h` region of the stored image.
-///
-/// Returns the decoded RGB raster and the scale. The raster's size is the stored size times
-/// the scale, rounded up: when a side is not a multiple of the DCT block, its last row or
-/// column is a partial pixel, so the scale (not the raster size) maps source coordinates.
-pub(crate) fn decode_scaled(
-    bytes: &[u8],
-    header: &Header,
-    (crop_w, crop_h): (f64, f64),
-    (out_w, out_h): (u32, u32),
-) -> Result<(Raster, f64), ThumbnailError> {
-    let mut scale = ScalingFactor::ONE;
-    if !header.lossless {
-        for candidate in [
-            ScalingFactor::ONE_HALF,
-            ScalingFactor::ONE_QUARTER,
-            ScalingFactor::ONE_EIGHTH,
-        ] {
-            let factor = candidate.num() as f64 / candidate.denom() as f64;
-            if crop_w * factor >= HEADROOM * f64::from(out_w)
+    [2, 4, 8]
+        .into_iter()
+        .take_while(|&d| {
+            let factor = 1.0 / f64::from(d);
+            crop_w * factor >= HEADROOM * f64::from(out_w)
                 && crop_h * factor >= HEADROOM * f64::from(out_h)
-            {
-                scale = candidate;
-            }
-        }
-    }
-    let mut d = Decompressor::new().map_err(corrupt)?;
-    d.set_scaling_factor(scale).map_err(corrupt)?;
-    d.set_scan_limit(SCAN_LIMIT).map_err(corrupt)?;
-    let width = scale.scale(header.width as usize);
-    let height = scale.scale(header.height as usize);
-    let format = if header.cmyk {
-        PixelFormat::CMYK
-    } else {
-        PixelFormat::RGB
-    };
-    let pitch = width * format.size();
-    let len = pitch
-        .checked_mul(height)
-        .ok_or_else(|| corrupt("image too large"))?;
-    let mut pixels = vec![0u8; len];
-    d.decompress(
-        bytes,
-        Image {
-            pixels: pixels.as_mut_slice(),
-            width,
-            pitch,
-            height,
-            format,
-        },
-    )
-    .map_err(corrupt)?;
-    if header.cmyk {
-        pixels = cmyk_to_rgb(&pixels);
-    }
-    let raster = Raster {
-        width: u32::try_from(width).map_err(corrupt)?,
-        height: u32::try_from(height).map_err(corrupt)?,
-        channels: 3,
-        data: pixels,
-    };
-    Ok((raster, scale.num() as f64 / scale.denom() as f64))
+        })
+        .last()
+        .unwrap_or(1)
 }
 
-/// CMYK JPEGs are written by Adobe software with inverted values, so ink-free is 255.
-fn cmyk_to_rgb(cmyk: &[u8]) -> Vec<u8> {
+/// CMYK to RGB. Adobe software writes CMYK JPEGs with inverted values (ink-free is 255);
+/// `inverted` says whether the samples are still that way (libjpeg-turbo hands them over as
+/// stored, jpeg-decoder turns them back).
+fn cmyk_to_rgb(cmyk: &[u8], inverted: bool) -> Vec<u8> {
+    let flip = if inverted { 0 } else { 255 };
     let mut out = Vec::with_capacity(cmyk.len() / 4 * 3);
     for px in cmyk.chunks_exact(4) {
-        let k = u32::from(px[3]);
+        let k = u32::from(px[3] ^ flip);
         for &c in &px[..3] {
-            out.push(((u32::from(c) * k + 127) / 255) as u8);
+            out.push(((u32::from(c ^ flip) * k + 127) / 255) as u8);
         }
     }
     out
@@ -158,21 +110,4 @@ pub(crate) fn exif_orientation(bytes: &[u8]) -> Option<Orientation> {
         }
         at += len;
     }
-}
-
-/// Encodes packed RGB as a baseline 4:2:0 JPEG; the output carries no metadata.
-pub(crate) fn encode(raster: &Raster, quality: u8) -> Result<Vec<u8>, ThumbnailError> {
-    let err = |e: turbojpeg::Error| ThumbnailError::encode(Format::Jpeg, e);
-    let mut c = Compressor::new().map_err(err)?;
-    c.set_quality(i32::from(quality)).map_err(err)?;
-    c.set_subsamp(Subsamp::Sub2x2).map_err(err)?;
-    let width = raster.width as usize;
-    c.compress_to_vec(Image {
-        pixels: raster.data.as_slice(),
-        width,
-        pitch: width * 3,
-        height: raster.height as usize,
-        format: PixelFormat::RGB,
-    })
-    .map_err(err)
 }

@@ -34,10 +34,15 @@
 //!
 //! # Performance
 //!
-//! JPEG is decoded by libjpeg-turbo at 1/2, 1/4 or 1/8 scale inside the inverse DCT
-//! (shrink-on-load), keeping at least 1.5 times the output size, and the rest is a Lanczos3
-//! convolution with AVX2/SSE4.1/NEON (`fast_image_resize`). A 6028x3391 photo decodes to
-//! 754x424 without ever materialising the 20-megapixel image.
+//! JPEG is decoded at 1/2, 1/4 or 1/8 scale inside the inverse DCT (shrink-on-load), keeping
+//! at least 1.5 times the output size, and the rest is a Lanczos3 convolution with
+//! AVX2/SSE4.1/NEON (`fast_image_resize`). A 6028x3391 photo decodes to 754x424 without ever
+//! materialising the 20-megapixel image.
+//!
+//! The JPEG codec is chosen at build time, see [`JPEG_BACKEND`]: pure Rust by default
+//! (`jpeg-decoder`, `jpeg-encoder`), or libjpeg-turbo 3 with the `turbojpeg` feature, which
+//! is faster (see the README's table) but needs cmake and nasm to build. Both give the same
+//! sizes, orientation, limits and errors; pixels differ slightly, as two JPEG codecs do.
 
 // Implementation: `sniff` picks the decoder; `jpeg` reads the header and EXIF, `geometry`
 // plans the output in upright coordinates, the plan is mapped back to stored coordinates
@@ -55,6 +60,14 @@ mod sniff;
 use serde::{Deserialize, Serialize};
 
 pub use self::error::{ErrorKind, ThumbnailError};
+
+/// The JPEG codec this build uses: `"libjpeg-turbo"` with the `turbojpeg` feature,
+/// `"pure-rust"` without it.
+pub const JPEG_BACKEND: &str = if cfg!(feature = "turbojpeg") {
+    "libjpeg-turbo"
+} else {
+    "pure-rust"
+};
 use self::geometry::Plan;
 use self::raster::{Raster, transposes};
 

@@ -1,0 +1,108 @@
+//! The pure-Rust backend (the default): `jpeg-decoder` and `jpeg-encoder`.
+
+use std::panic::{self, AssertUnwindSafe};
+
+use image::metadata::Orientation;
+use jpeg_decoder::{CodingProcess, Decoder, PixelFormat};
+use jpeg_encoder::{ColorType, Encoder, SamplingFactor};
+
+use super::super::raster::Raster;
+use super::super::{Format, ThumbnailError};
+use super::{Header, SCAN_LIMIT, cmyk_to_rgb, corrupt, exif_orientation, shrink};
+
+/// Runs the decoder, which is not ours, so that even a panic inside it on some malformed file
+/// comes back as the typed error every other bad file gets.
+fn guarded<T>(
+    decode: impl FnOnce() -> Result<T, jpeg_decoder::Error>,
+) -> Result<T, ThumbnailError> {
+    match panic::catch_unwind(AssertUnwindSafe(decode)) {
+        Ok(result) => result.map_err(corrupt),
+        Err(_) => Err(corrupt("the decoder failed on malformed data")),
+    }
+}
+
+pub(crate) fn read_header(bytes: &[u8]) -> Result<Header, ThumbnailError> {
+    let mut d = Decoder::new(bytes);
+    guarded(|| d.read_info())?;
+    let info = d.info().ok_or_else(|| corrupt("no frame header"))?;
+    if info.width == 0 || info.height == 0 {
+        return Err(corrupt("zero image dimension"));
+    }
+    Ok(Header {
+        width: u32::from(info.width),
+        height: u32::from(info.height),
+        orientation: exif_orientation(bytes).unwrap_or(Orientation::NoTransforms),
+        lossless: info.coding_process == CodingProcess::Lossless,
+    })
+}
+
+/// Start-of-scan markers in the file. Entropy-coded data escapes every `0xFF` byte (as
+/// `FF 00`), so each `FF DA` pair is a real marker.
+fn scans(bytes: &[u8]) -> usize {
+    memchr::memchr_iter(0xFF, bytes)
+        .filter(|&i| bytes.get(i + 1) == Some(&0xDA))
+        .count()
+}
+
+/// Decodes at the DCT scale [`shrink`] picks for an output of `out` cut from a `crop`
+/// region of the stored image.
+///
+/// Returns the decoded RGB raster and the scale. The raster's size is the stored size times
+/// the scale, rounded up: when a side is not a multiple of the DCT block, its last row or
+/// column is a partial pixel, so the scale (not the raster size) maps source coordinates.
+pub(crate) fn decode_scaled(
+    bytes: &[u8],
+    header: &Header,
+    crop: (f64, f64),
+    out: (u32, u32),
+) -> Result<(Raster, f64), ThumbnailError> {
+    if scans(bytes) > SCAN_LIMIT as usize {
+        return Err(corrupt(format!("more than {SCAN_LIMIT} scans")));
+    }
+    let denom = shrink(header, crop, out);
+    let mut d = Decoder::new(bytes);
+    let want = |side: u32| u16::try_from(side.div_ceil(denom)).map_err(corrupt);
+    // The decoder picks the smallest of 1/8, 1/4, 1/2, 1 that reaches the size asked for.
+    let (want_w, want_h) = (want(header.width)?, want(header.height)?);
+    let ((width, height), pixels) = guarded(|| Ok((d.scale(want_w, want_h)?, d.decode()?)))?;
+    let info = d.info().ok_or_else(|| corrupt("no frame header"))?;
+    let (width, height) = (u32::from(width), u32::from(height));
+    let rgb = match info.pixel_format {
+        PixelFormat::RGB24 => pixels,
+        PixelFormat::CMYK32 => cmyk_to_rgb(&pixels, false),
+        PixelFormat::L8 => pixels.iter().flat_map(|&l| [l, l, l]).collect(),
+        // Lossless grey of 9-16 bits: the decoder does not say how many, so no guessing.
+        PixelFormat::L16 => return Err(corrupt("grey samples over 8 bits are not supported")),
+    };
+    let expected = (width as usize) * (height as usize) * 3;
+    if rgb.len() != expected {
+        return Err(corrupt("decoded size does not match the header"));
+    }
+    let raster = Raster {
+        width,
+        height,
+        channels: 3,
+        data: rgb,
+    };
+    Ok((raster, 1.0 / f64::from(denom)))
+}
+
+/// Encodes packed RGB as a baseline 4:2:0 JPEG; the output carries no metadata.
+pub(crate) fn encode(raster: &Raster, quality: u8) -> Result<Vec<u8>, ThumbnailError> {
+    let err = |e: jpeg_encoder::EncodingError| ThumbnailError::encode(Format::Jpeg, e);
+    let side = |v: u32| {
+        u16::try_from(v).map_err(|_| ThumbnailError::encode(Format::Jpeg, "side over 65535"))
+    };
+    let mut out = Vec::new();
+    let mut encoder = Encoder::new(&mut out, quality);
+    encoder.set_sampling_factor(SamplingFactor::R_4_2_0);
+    encoder
+        .encode(
+            &raster.data,
+            side(raster.width)?,
+            side(raster.height)?,
+            ColorType::Rgb,
+        )
+        .map_err(err)?;
+    Ok(out)
+}

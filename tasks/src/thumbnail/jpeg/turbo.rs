@@ -1,0 +1,99 @@
+//! The libjpeg-turbo backend (feature `turbojpeg`).
+
+use image::metadata::Orientation;
+use turbojpeg::{Colorspace, Compressor, Decompressor, Image, PixelFormat, ScalingFactor, Subsamp};
+
+use super::super::raster::Raster;
+use super::super::{Format, ThumbnailError};
+use super::{Header, SCAN_LIMIT, cmyk_to_rgb, corrupt, exif_orientation, shrink};
+
+pub(crate) fn read_header(bytes: &[u8]) -> Result<Header, ThumbnailError> {
+    let mut d = Decompressor::new().map_err(corrupt)?;
+    let h = d.read_header(bytes).map_err(corrupt)?;
+    let width = u32::try_from(h.width).map_err(corrupt)?;
+    let height = u32::try_from(h.height).map_err(corrupt)?;
+    if width == 0 || height == 0 {
+        return Err(corrupt("zero image dimension"));
+    }
+    Ok(Header {
+        width,
+        height,
+        orientation: exif_orientation(bytes).unwrap_or(Orientation::NoTransforms),
+        lossless: h.is_lossless,
+        cmyk: matches!(h.colorspace, Colorspace::CMYK | Colorspace::YCCK),
+    })
+}
+
+/// Decodes at the DCT scale [`shrink`] picks for an output of `out` cut from a `crop`
+/// region of the stored image.
+///
+/// Returns the decoded RGB raster and the scale. The raster's size is the stored size times
+/// the scale, rounded up: when a side is not a multiple of the DCT block, its last row or
+/// column is a partial pixel, so the scale (not the raster size) maps source coordinates.
+pub(crate) fn decode_scaled(
+    bytes: &[u8],
+    header: &Header,
+    crop: (f64, f64),
+    out: (u32, u32),
+) -> Result<(Raster, f64), ThumbnailError> {
+    let denom = shrink(header, crop, out);
+    let scale = match denom {
+        2 => ScalingFactor::ONE_HALF,
+        4 => ScalingFactor::ONE_QUARTER,
+        8 => ScalingFactor::ONE_EIGHTH,
+        _ => ScalingFactor::ONE,
+    };
+    let mut d = Decompressor::new().map_err(corrupt)?;
+    d.set_scaling_factor(scale).map_err(corrupt)?;
+    d.set_scan_limit(SCAN_LIMIT).map_err(corrupt)?;
+    let width = scale.scale(header.width as usize);
+    let height = scale.scale(header.height as usize);
+    let format = if header.cmyk {
+        PixelFormat::CMYK
+    } else {
+        PixelFormat::RGB
+    };
+    let pitch = width * format.size();
+    let len = pitch
+        .checked_mul(height)
+        .ok_or_else(|| corrupt("image too large"))?;
+    let mut pixels = vec![0u8; len];
+    d.decompress(
+        bytes,
+        Image {
+            pixels: pixels.as_mut_slice(),
+            width,
+            pitch,
+            height,
+            format,
+        },
+    )
+    .map_err(corrupt)?;
+    if header.cmyk {
+        pixels = cmyk_to_rgb(&pixels, true);
+    }
+    let raster = Raster {
+        width: u32::try_from(width).map_err(corrupt)?,
+        height: u32::try_from(height).map_err(corrupt)?,
+        channels: 3,
+        data: pixels,
+    };
+    Ok((raster, 1.0 / f64::from(denom)))
+}
+
+/// Encodes packed RGB as a baseline 4:2:0 JPEG; the output carries no metadata.
+pub(crate) fn encode(raster: &Raster, quality: u8) -> Result<Vec<u8>, ThumbnailError> {
+    let err = |e: turbojpeg::Error| ThumbnailError::encode(Format::Jpeg, e);
+    let mut c = Compressor::new().map_err(err)?;
+    c.set_quality(i32::from(quality)).map_err(err)?;
+    c.set_subsamp(Subsamp::Sub2x2).map_err(err)?;
+    let width = raster.width as usize;
+    c.compress_to_vec(Image {
+        pixels: raster.data.as_slice(),
+        width,
+        pitch: width * 3,
+        height: raster.height as usize,
+        format: PixelFormat::RGB,
+    })
+    .map_err(err)
+}
