@@ -57,7 +57,9 @@ impl<'a, T: Task> RunAll<'a, T> {
     /// results, every other one is [`Error::TimedOut`]; those still queued never run, running
     /// ones see [`is_cancelled`](crate::is_cancelled) turn true. The immediate return needs a
     /// tokio runtime with timers enabled around the `.await`; under another executor the
-    /// pool enforces each task's deadline instead. Default: none.
+    /// pool enforces each task's deadline instead. On [`Pool::inline`](crate::Pool::inline)
+    /// the batch runs inside one poll, so the deadline is checked before each task starts.
+    /// Default: none.
     ///
     /// # Panics
     ///
@@ -94,6 +96,7 @@ impl<'a, T: Task> IntoFuture for RunAll<'a, T> {
             room: RoomWait::default(),
             done: None,
             refused: 0,
+            finished: false,
         }
     }
 }
@@ -134,6 +137,8 @@ pub struct RunAllFuture<'a, T: Task> {
     done: Option<EventListener>,
     /// Tasks a closed pool refused: the output's last entries, as `Closed`.
     refused: usize,
+    /// The output was handed out.
+    finished: bool,
 }
 
 impl<T: Task> RunAllFuture<'_, T> {
@@ -232,6 +237,7 @@ impl<T: Task> RunAllFuture<'_, T> {
         &mut self,
         mut results: Vec<Result<T::Output, Error>>,
     ) -> Vec<Result<T::Output, Error>> {
+        self.finished = true;
         results.extend((0..std::mem::take(&mut self.refused)).map(|_| Err(Error::Closed)));
         results
     }
@@ -249,8 +255,13 @@ impl<T: Task> Unpin for RunAllFuture<'_, T> {}
 impl<T: Task> Future for RunAllFuture<'_, T> {
     type Output = Vec<Result<T::Output, Error>>;
 
+    /// # Panics
+    ///
+    /// When polled again after it returned `Ready`, as tokio's `JoinHandle` does: the
+    /// results were handed out, and an empty list would read as a batch of no tasks.
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.get_mut();
+        assert!(!this.finished, "`RunAllFuture` polled after completion");
         if !std::mem::replace(&mut this.started, true) {
             this.deadline = this
                 .options

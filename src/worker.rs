@@ -204,7 +204,9 @@ pub(crate) fn invoke<T: Task>(
         deadline: meta.deadline,
     };
     let previous = CURRENT.with(|c| c.replace(Some(current)));
-    let outcome = span.in_scope(|| panic::catch_unwind(AssertUnwindSafe(move || task.run())));
+    // The guard covers the span's enter and exit too: a panicking tracing layer then fails
+    // this one task instead of stranding the job (and its caller) in `CURRENT`.
+    let outcome = panic::catch_unwind(AssertUnwindSafe(|| span.in_scope(move || task.run())));
     // Restore, not clear: a task that waits inside rayon may run another task on this
     // thread in the meantime.
     let current = CURRENT.with(|c| c.replace(previous));
