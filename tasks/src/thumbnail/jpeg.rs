@@ -6,6 +6,7 @@
 
 use image::metadata::Orientation;
 
+use super::raster::Raster;
 use super::{SourceFormat, ThumbnailError};
 
 #[cfg(not(feature = "turbojpeg"))]
@@ -14,9 +15,11 @@ mod pure;
 mod turbo;
 
 #[cfg(not(feature = "turbojpeg"))]
-pub(crate) use pure::{decode_scaled, encode, read_header};
+use pure as backend;
 #[cfg(feature = "turbojpeg")]
-pub(crate) use turbo::{decode_scaled, encode, read_header};
+use turbo as backend;
+
+pub(crate) use backend::{encode, read_header};
 
 /// How much larger than the output the shrunk decode must stay, per axis.
 ///
@@ -61,6 +64,23 @@ fn shrink(header: &Header, (crop_w, crop_h): (f64, f64), (out_w, out_h): (u32, u
         })
         .last()
         .unwrap_or(1)
+}
+
+/// Decodes at the DCT scale [`shrink`] picks for an output of `out` cut from a `crop`
+/// region of the stored image.
+///
+/// Returns the decoded RGB raster and the scale. The raster's size is the stored size times
+/// the scale, rounded up: when a side is not a multiple of the DCT block, its last row or
+/// column is a partial pixel, so the scale (not the raster size) maps source coordinates.
+pub(crate) fn decode_scaled(
+    bytes: &[u8],
+    header: &Header,
+    crop: (f64, f64),
+    out: (u32, u32),
+) -> Result<(Raster, f64), ThumbnailError> {
+    let denom = shrink(header, crop, out);
+    let raster = backend::decode(bytes, header, denom)?;
+    Ok((raster, 1.0 / f64::from(denom)))
 }
 
 /// CMYK to RGB. Adobe software writes CMYK JPEGs with inverted values (ink-free is 255);

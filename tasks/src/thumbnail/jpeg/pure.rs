@@ -8,7 +8,7 @@ use jpeg_encoder::{ColorType, Encoder, SamplingFactor};
 
 use super::super::raster::Raster;
 use super::super::{Format, ThumbnailError};
-use super::{Header, SCAN_LIMIT, cmyk_to_rgb, corrupt, exif_orientation, shrink};
+use super::{Header, SCAN_LIMIT, cmyk_to_rgb, corrupt, exif_orientation};
 
 /// Runs the decoder, which is not ours, so that even a panic inside it on some malformed file
 /// comes back as the typed error every other bad file gets.
@@ -44,22 +44,11 @@ fn scans(bytes: &[u8]) -> usize {
         .count()
 }
 
-/// Decodes at the DCT scale [`shrink`] picks for an output of `out` cut from a `crop`
-/// region of the stored image.
-///
-/// Returns the decoded RGB raster and the scale. The raster's size is the stored size times
-/// the scale, rounded up: when a side is not a multiple of the DCT block, its last row or
-/// column is a partial pixel, so the scale (not the raster size) maps source coordinates.
-pub(crate) fn decode_scaled(
-    bytes: &[u8],
-    header: &Header,
-    crop: (f64, f64),
-    out: (u32, u32),
-) -> Result<(Raster, f64), ThumbnailError> {
+/// Decodes to RGB at 1/`denom` scale (1, 2, 4 or 8), sides rounded up.
+pub(super) fn decode(bytes: &[u8], header: &Header, denom: u32) -> Result<Raster, ThumbnailError> {
     if scans(bytes) > SCAN_LIMIT as usize {
         return Err(corrupt(format!("more than {SCAN_LIMIT} scans")));
     }
-    let denom = shrink(header, crop, out);
     let mut d = Decoder::new(bytes);
     let want = |side: u32| u16::try_from(side.div_ceil(denom)).map_err(corrupt);
     // The decoder picks the smallest of 1/8, 1/4, 1/2, 1 that reaches the size asked for.
@@ -84,7 +73,7 @@ pub(crate) fn decode_scaled(
         channels: 3,
         data: rgb,
     };
-    Ok((raster, 1.0 / f64::from(denom)))
+    Ok(raster)
 }
 
 /// Encodes packed RGB as a baseline 4:2:0 JPEG; the output carries no metadata.

@@ -5,7 +5,7 @@ use turbojpeg::{Colorspace, Compressor, Decompressor, Image, PixelFormat, Scalin
 
 use super::super::raster::Raster;
 use super::super::{Format, ThumbnailError};
-use super::{Header, SCAN_LIMIT, cmyk_to_rgb, corrupt, exif_orientation, shrink};
+use super::{Header, SCAN_LIMIT, cmyk_to_rgb, corrupt, exif_orientation};
 
 pub(crate) fn read_header(bytes: &[u8]) -> Result<Header, ThumbnailError> {
     let mut d = Decompressor::new().map_err(corrupt)?;
@@ -24,19 +24,8 @@ pub(crate) fn read_header(bytes: &[u8]) -> Result<Header, ThumbnailError> {
     })
 }
 
-/// Decodes at the DCT scale [`shrink`] picks for an output of `out` cut from a `crop`
-/// region of the stored image.
-///
-/// Returns the decoded RGB raster and the scale. The raster's size is the stored size times
-/// the scale, rounded up: when a side is not a multiple of the DCT block, its last row or
-/// column is a partial pixel, so the scale (not the raster size) maps source coordinates.
-pub(crate) fn decode_scaled(
-    bytes: &[u8],
-    header: &Header,
-    crop: (f64, f64),
-    out: (u32, u32),
-) -> Result<(Raster, f64), ThumbnailError> {
-    let denom = shrink(header, crop, out);
+/// Decodes to RGB at 1/`denom` scale (1, 2, 4 or 8), sides rounded up.
+pub(super) fn decode(bytes: &[u8], header: &Header, denom: u32) -> Result<Raster, ThumbnailError> {
     let scale = match denom {
         2 => ScalingFactor::ONE_HALF,
         4 => ScalingFactor::ONE_QUARTER,
@@ -78,7 +67,7 @@ pub(crate) fn decode_scaled(
         channels: 3,
         data: pixels,
     };
-    Ok((raster, 1.0 / f64::from(denom)))
+    Ok(raster)
 }
 
 /// Encodes packed RGB as a baseline 4:2:0 JPEG; the output carries no metadata.
