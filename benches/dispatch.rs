@@ -3,6 +3,7 @@
 //! `cargo bench --bench dispatch` runs three groups, every variant of a group in the same run:
 //! (a) one empty task at a time, round trip; (b) 10,000 empty tasks in flight;
 //! (c) 1,000 tasks of about 10 µs of CPU in flight. Throughput is in tasks per second.
+//! (d) the cost of one clock read, `quanta` (what offload uses) against `std::time::Instant`.
 //! In (b) and (c), `offload` and `rayon_oneshot` await one future per task, while
 //! `offload_run_all` awaits the batch (one wake-up) and `rayon_par_iter` is its bare-rayon
 //! counterpart: one `par_iter` over the batch inside one `rayon::spawn`, one oneshot.
@@ -174,11 +175,21 @@ fn many_10us(c: &mut Criterion) {
     in_flight(c, "c_in_flight_10us", IN_FLIGHT_WORK, work);
 }
 
+/// The clock read twice per task for the wait and run metrics: the timestamp counter offload
+/// uses (`quanta`) beside the OS clock it would otherwise use.
+fn clock(c: &mut Criterion) {
+    let _ = quanta::Instant::now(); // calibrates once per process
+    let mut g = c.benchmark_group("d_clock_read");
+    g.bench_function("quanta", |b| b.iter(quanta::Instant::now));
+    g.bench_function("std_instant", |b| b.iter(std::time::Instant::now));
+    g.finish();
+}
+
 criterion_group! {
     name = benches;
     config = Criterion::default()
         .warm_up_time(Duration::from_secs(1))
         .measurement_time(Duration::from_secs(4));
-    targets = round_trip, many_empty, many_10us
+    targets = round_trip, many_empty, many_10us, clock
 }
 criterion_main!(benches);

@@ -18,7 +18,7 @@ use event_listener::EventListener;
 
 use crate::error::{Error, TryRunError};
 use crate::priority::Priority;
-use crate::run::{Options, RoomWait, TaskHandle, Timer, deadline_after};
+use crate::run::{Options, RoomWait, TaskHandle, Timer};
 use crate::shared::Shared;
 use crate::task::Task;
 use crate::worker::Countdown;
@@ -91,7 +91,6 @@ impl<'a, T: Task> IntoFuture for RunAll<'a, T> {
             results: Vec::with_capacity(len),
             countdown: Arc::new(Countdown::default()),
             deadline: None,
-            started: false,
             timer: None,
             room: RoomWait::default(),
             done: None,
@@ -131,7 +130,6 @@ pub struct RunAllFuture<'a, T: Task> {
     results: Vec<Result<T::Output, Error>>,
     countdown: Arc<Countdown>,
     deadline: Option<Instant>,
-    started: bool,
     timer: Option<Timer>,
     room: RoomWait,
     done: Option<EventListener>,
@@ -174,12 +172,8 @@ impl<T: Task> RunAllFuture<'_, T> {
 
     /// Whether the batch's deadline has passed (registering the timer otherwise).
     fn expired(&mut self, cx: &mut Context<'_>) -> bool {
-        let Some(deadline) = self.deadline else {
-            return false;
-        };
-        self.timer
-            .get_or_insert_with(|| Timer::new(deadline))
-            .poll_expired(cx)
+        self.deadline
+            .is_some_and(|deadline| Timer::expired(&mut self.timer, deadline, cx))
     }
 
     /// Waits until every admitted job is done with.
@@ -262,11 +256,8 @@ impl<T: Task> Future for RunAllFuture<'_, T> {
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.get_mut();
         assert!(!this.finished, "`RunAllFuture` polled after completion");
-        if !std::mem::replace(&mut this.started, true) {
-            this.deadline = this
-                .options
-                .timeout
-                .map(|t| deadline_after(Instant::now(), t));
+        if this.deadline.is_none() {
+            this.deadline = this.options.deadline();
         }
         if this.poll_submit(cx).is_pending() || this.poll_done(cx).is_pending() {
             if this.expired(cx) {

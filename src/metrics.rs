@@ -73,25 +73,16 @@ impl Pair {
     }
 }
 
-/// One thread's latency histograms, overall and per task name.
+/// One thread's latency histograms per task name. The overall figures are the merge of
+/// these, made when a snapshot is taken, so a task records two values, not four.
+#[derive(Default)]
 pub(crate) struct Slot {
-    all: Pair,
-    // A handful of names per service: a vector beats hashing here.
+    // A handful of names per service: a linear scan, no hashing.
     by_name: Vec<(&'static str, Pair)>,
-}
-
-impl Default for Slot {
-    fn default() -> Slot {
-        Slot {
-            all: Pair::new(),
-            by_name: Vec::new(),
-        }
-    }
 }
 
 impl Slot {
     pub(crate) fn record(&mut self, name: &'static str, wait: Duration, run: Duration) {
-        self.all.record(wait, run);
         let pair = match self.by_name.iter().position(|(n, _)| *n == name) {
             Some(i) => &mut self.by_name[i].1,
             None => {
@@ -209,15 +200,17 @@ impl Metrics {
         slots: impl Iterator<Item = &'a Mutex<Slot>>,
         reactor_lag: Option<Latency>,
     ) -> Metrics {
-        let mut all = Pair::new();
         let mut by_name: BTreeMap<&'static str, Pair> = BTreeMap::new();
         for slot in slots {
             // Merge under the lock rather than cloning: a worker waits at most this long.
             let slot = slot.lock().unwrap_or_else(PoisonError::into_inner);
-            all.merge(&slot.all);
             for (name, pair) in &slot.by_name {
                 by_name.entry(name).or_insert_with(Pair::new).merge(pair);
             }
+        }
+        let mut all = Pair::new();
+        for pair in by_name.values() {
+            all.merge(pair);
         }
         let latency = |p: &Pair| TaskLatency {
             wait: Latency::of(&p.wait),

@@ -23,6 +23,19 @@ pub(crate) struct Options {
     pub(crate) name: Option<&'static str>,
 }
 
+impl Options {
+    /// The deadline of a submission made now, if a timeout is set. A timeout too large to
+    /// represent never fires.
+    pub(crate) fn deadline(&self) -> Option<Instant> {
+        // The clock is read only when there is a timeout: most runs have none.
+        self.timeout.map(|timeout| {
+            let now = Instant::now();
+            now.checked_add(timeout)
+                .unwrap_or_else(|| now + Duration::from_secs(100 * 365 * 24 * 3600))
+        })
+    }
+}
+
 /// A task about to be submitted, returned by [`Pool::run`](crate::Pool::run).
 ///
 /// Set options with [`priority`](Run::priority), [`timeout`](Run::timeout) and
@@ -84,20 +97,11 @@ impl<'a, T: Task> Run<'a, T> {
     /// [`shutdown`](crate::Pool::shutdown). Either way the task comes back untouched and the
     /// pool counts it as `rejected`.
     pub fn try_submit(self) -> Result<TaskHandle<T::Output>, TryRunError<T>> {
-        let deadline = self
-            .options
-            .timeout
-            .map(|t| deadline_after(Instant::now(), t));
+        let deadline = self.options.deadline();
         self.shared
             .submit(self.task, &self.options, deadline, None)
             .inspect_err(|_| self.shared.count_rejected())
     }
-}
-
-pub(crate) fn deadline_after(now: Instant, timeout: Duration) -> Instant {
-    // A timeout too large to represent never fires.
-    now.checked_add(timeout)
-        .unwrap_or_else(|| now + Duration::from_secs(100 * 365 * 24 * 3600))
 }
 
 impl<'a, T: Task> IntoFuture for Run<'a, T> {
@@ -203,10 +207,7 @@ impl<T: Task> Future for RunFuture<'_, T> {
             return Pin::new(handle).poll(cx);
         }
         if this.deadline.is_none() {
-            this.deadline = this
-                .options
-                .timeout
-                .map(|t| deadline_after(Instant::now(), t));
+            this.deadline = this.options.deadline();
         }
         loop {
             let Some(task) = this.task.take() else {
@@ -227,8 +228,7 @@ impl<T: Task> Future for RunFuture<'_, T> {
             }
             // The queue is full: wait for room, or for the timeout.
             if let Some(deadline) = this.deadline {
-                let timer = this.timer.get_or_insert_with(|| Timer::new(deadline));
-                if timer.poll_expired(cx) {
+                if Timer::expired(&mut this.timer, deadline, cx) {
                     let name = this
                         .options
                         .name
@@ -259,7 +259,7 @@ impl<T: Task> fmt::Debug for RunFuture<'_, T> {
 pub(crate) struct Timer(Option<Pin<Box<tokio::time::Sleep>>>);
 
 impl Timer {
-    pub(crate) fn new(deadline: Instant) -> Timer {
+    fn new(deadline: Instant) -> Timer {
         Timer(
             tokio::runtime::Handle::try_current()
                 .ok()
@@ -267,8 +267,15 @@ impl Timer {
         )
     }
 
-    pub(crate) fn poll_expired(&mut self, cx: &mut Context<'_>) -> bool {
-        self.0
+    /// Whether `deadline` has passed, starting the timer in `slot` on first use; until it
+    /// has, the waker is registered with it.
+    pub(crate) fn expired(
+        slot: &mut Option<Timer>,
+        deadline: Instant,
+        cx: &mut Context<'_>,
+    ) -> bool {
+        slot.get_or_insert_with(|| Timer::new(deadline))
+            .0
             .as_mut()
             .is_some_and(|sleep| sleep.as_mut().poll(cx).is_ready())
     }
@@ -367,8 +374,7 @@ impl<O: Send + 'static> TaskHandle<O> {
                 let Some(deadline) = self.deadline else {
                     return Poll::Pending;
                 };
-                let timer = self.timer.get_or_insert_with(|| Timer::new(deadline));
-                if !timer.poll_expired(cx) {
+                if !Timer::expired(&mut self.timer, deadline, cx) {
                     return Poll::Pending;
                 }
                 Poll::Ready(self.value_or_timeout(cx))

@@ -14,8 +14,9 @@ use crate::shared::Shared;
 use crate::task::Task;
 
 /// A point in time for wait and run metrics: read from the CPU's timestamp counter where it
-/// is reliable (a third of the cost of `std::time::Instant::now` on the machines measured),
-/// with the OS clock as fallback. Deadlines stay on `std::time::Instant`.
+/// is reliable, with the OS clock as fallback. Deadlines stay on `std::time::Instant`.
+/// `cargo bench --bench dispatch -- d_clock` measures both reads side by side (9.3 ns
+/// against 21.9 ns for `std::time::Instant::now` on the 2-core development machine).
 pub(crate) type Stamp = quanta::Instant;
 
 pub(crate) fn stamp() -> Stamp {

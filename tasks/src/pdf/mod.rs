@@ -414,8 +414,8 @@ impl Task for PdfReportTask {
 
 /// Writes the document. printpdf's own `save` compresses with zlib's best (slowest) level
 /// and stamps a trailer `/ID` drawn from a process-wide counter; this converts to lopdf,
-/// compresses page streams at zlib's default level (about 2x faster, within a few percent of
-/// the size), and derives the `/ID` from the page contents so output is deterministic.
+/// compresses page streams at zlib's default level instead of its slowest one, and derives the
+/// `/ID` from the page contents so output is deterministic.
 fn serialize(doc: &PdfDocument, compress: bool) -> Result<Vec<u8>, PdfError> {
     use std::io::Write as _;
 
