@@ -33,11 +33,7 @@ struct Setup {
 fn setup() -> Setup {
     let threads = num_cpus::get();
     Setup {
-        // The caller side: one reactor thread, as in a small service.
-        runtime: tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .expect("runtime"),
+        runtime: common::caller_runtime(),
         pool: Pool::builder()
             .threads(threads)
             .queue_capacity(2 * IN_FLIGHT_EMPTY)

@@ -4,6 +4,8 @@
 //!
 //! `cargo bench --bench pdf`. Throughput is in documents per second.
 
+mod common;
+
 use std::future::IntoFuture;
 use std::hint::black_box;
 
@@ -27,10 +29,7 @@ fn task() -> PdfReportTask {
 
 fn pdf(c: &mut Criterion) {
     let base = task();
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("tokio runtime");
+    let rt = common::caller_runtime();
     let mut group = c.benchmark_group("pdf_report_20_pages");
     group.sample_size(20);
     group.throughput(Throughput::Elements(DOCS as u64));

@@ -25,10 +25,7 @@ fn input() -> Vec<u8> {
 
 fn report(c: &mut Criterion) {
     let data = input();
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("tokio runtime");
+    let rt = common::caller_runtime();
     let mut group = c.benchmark_group("report_1m_rows");
     group.sample_size(10);
     group.throughput(criterion::Throughput::Bytes(data.len() as u64));
@@ -58,10 +55,7 @@ fn report(c: &mut Criterion) {
 
 fn parallel_ceiling(c: &mut Criterion) {
     use rayon::prelude::*;
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("tokio runtime");
+    let rt = common::caller_runtime();
     let mut group = c.benchmark_group("parallel_ceiling");
     group.sample_size(10);
     for threads in [1, 2] {

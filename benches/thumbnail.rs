@@ -8,6 +8,8 @@
 //! under `tests/fixtures/images`. `scripts/thumbnail-vs-sharp/run.sh` measures sharp on the
 //! same files for comparison.
 
+mod common;
+
 use std::future::IntoFuture;
 use std::hint::black_box;
 use std::path::PathBuf;
@@ -36,10 +38,7 @@ fn photos() -> Vec<(&'static str, Vec<u8>)> {
 }
 
 fn bench(c: &mut Criterion) {
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("tokio runtime");
+    let rt = common::caller_runtime();
     let pool = Pool::builder().threads(2).build().expect("pool");
     let options = ThumbnailOptions::new(256, 256);
     let one_thread = rayon::ThreadPoolBuilder::new()

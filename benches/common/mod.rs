@@ -1,4 +1,6 @@
 //! What more than one bench needs.
+// Each bench uses a part of this module.
+#![allow(dead_code)]
 
 use std::hint::black_box;
 
@@ -10,4 +12,12 @@ pub(crate) fn spin(rounds: u64) -> u64 {
         x = x.rotate_left(7) ^ i.wrapping_mul(0xBF58_476D_1CE4_E5B9);
     }
     x
+}
+
+/// The caller side of every bench: one current-thread tokio runtime, as in a small service.
+pub(crate) fn caller_runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("tokio runtime")
 }
