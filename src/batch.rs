@@ -16,12 +16,14 @@ use std::time::{Duration, Instant};
 
 use event_listener::EventListener;
 
+use crate::backend::{Backend, Options};
+use crate::countdown::Countdown;
 use crate::error::{Error, TryRunError};
+use crate::handle::TaskHandle;
 use crate::priority::Priority;
-use crate::run::{Options, RoomWait, TaskHandle, Timer};
-use crate::shared::Shared;
+use crate::scheduler::RoomWait;
 use crate::task::Task;
-use crate::worker::Countdown;
+use crate::time::Timer;
 
 /// A batch of tasks about to be submitted, returned by [`Pool::run_all`](crate::Pool::run_all).
 ///
@@ -29,23 +31,23 @@ use crate::worker::Countdown;
 /// [`name`](RunAll::name), which apply to every task of the batch, then `.await` it: the
 /// result is one `Result` per task, in input order.
 #[must_use = "the tasks are submitted only when the `RunAll` is awaited"]
-pub struct RunAll<'a, T: Task> {
-    shared: &'a Arc<Shared>,
+pub struct RunAll<T: Task> {
+    backend: Arc<Backend>,
     tasks: Vec<T>,
     options: Options,
 }
 
-impl<'a, T: Task> RunAll<'a, T> {
-    pub(crate) fn new(shared: &'a Arc<Shared>, tasks: Vec<T>) -> RunAll<'a, T> {
+impl<T: Task> RunAll<T> {
+    pub(crate) fn new(backend: Arc<Backend>, tasks: Vec<T>) -> RunAll<T> {
         RunAll {
-            shared,
+            backend,
             tasks,
             options: Options::default(),
         }
     }
 
     /// Sets every task's priority. Default: [`Priority::Normal`].
-    pub fn priority(mut self, priority: Priority) -> RunAll<'a, T> {
+    pub fn priority(mut self, priority: Priority) -> RunAll<T> {
         self.options.priority = priority;
         self
     }
@@ -65,31 +67,31 @@ impl<'a, T: Task> RunAll<'a, T> {
     ///
     /// Awaiting panics inside a tokio runtime built without `enable_time`, as every tokio
     /// timer does.
-    pub fn timeout(mut self, timeout: Duration) -> RunAll<'a, T> {
+    pub fn timeout(mut self, timeout: Duration) -> RunAll<T> {
         self.options.timeout = Some(timeout);
         self
     }
 
     /// Overrides [`Task::name`] for every task of the batch (metrics, spans, errors).
-    pub fn name(mut self, name: &'static str) -> RunAll<'a, T> {
+    pub fn name(mut self, name: &'static str) -> RunAll<T> {
         self.options.name = Some(name);
         self
     }
 }
 
-impl<'a, T: Task> IntoFuture for RunAll<'a, T> {
+impl<T: Task> IntoFuture for RunAll<T> {
     type Output = Vec<Result<T::Output, Error>>;
-    type IntoFuture = RunAllFuture<'a, T>;
+    type IntoFuture = RunAllFuture<T>;
 
-    fn into_future(self) -> RunAllFuture<'a, T> {
+    fn into_future(self) -> RunAllFuture<T> {
         let len = self.tasks.len();
         RunAllFuture {
-            shared: self.shared,
+            backend: self.backend,
             options: self.options,
             unsent: self.tasks.into(),
             handles: VecDeque::with_capacity(len),
             results: Vec::with_capacity(len),
-            countdown: Arc::new(Countdown::default()),
+            countdown: Arc::new(Countdown::new(0)),
             deadline: None,
             timer: None,
             room: RoomWait::default(),
@@ -100,7 +102,7 @@ impl<'a, T: Task> IntoFuture for RunAll<'a, T> {
     }
 }
 
-impl<T: Task> fmt::Debug for RunAll<'_, T> {
+impl<T: Task> fmt::Debug for RunAll<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("RunAll")
             .field("tasks", &self.tasks.len())
@@ -119,8 +121,8 @@ impl<T: Task> fmt::Debug for RunAll<'_, T> {
 /// running ones see [`is_cancelled`](crate::is_cancelled) turn true and their values are
 /// dropped, and tasks not yet submitted are dropped without being counted.
 #[must_use = "futures do nothing unless polled"]
-pub struct RunAllFuture<'a, T: Task> {
-    shared: &'a Arc<Shared>,
+pub struct RunAllFuture<T: Task> {
+    backend: Arc<Backend>,
     options: Options,
     /// Tasks not yet admitted, in input order.
     unsent: VecDeque<T>,
@@ -139,34 +141,32 @@ pub struct RunAllFuture<'a, T: Task> {
     finished: bool,
 }
 
-impl<T: Task> RunAllFuture<'_, T> {
+impl<T: Task> RunAllFuture<T> {
     /// Submits what the queue admits. `Ready` once nothing is left to submit; `Pending` while
     /// waiting for room.
     fn poll_submit(&mut self, cx: &mut Context<'_>) -> Poll<()> {
         while let Some(task) = self.unsent.pop_front() {
             let countdown = Some(&self.countdown);
             match self
-                .shared
+                .backend
                 .submit(task, &self.options, self.deadline, countdown)
             {
                 Ok(handle) => self.handles.push_back(handle),
                 Err(TryRunError::Full(task)) => {
                     self.unsent.push_front(task);
-                    std::task::ready!(self.room.poll(self.shared, cx));
+                    std::task::ready!(self.backend.poll_room(&mut self.room, cx));
                 }
                 Err(TryRunError::Closed(_)) => {
                     // Closing is final: this task and every later one are refused.
                     let refused = 1 + self.unsent.len();
                     self.unsent.clear();
-                    for _ in 0..refused {
-                        self.shared.count_rejected();
-                    }
+                    self.backend.rejected(refused as u64);
                     self.refused += refused;
                     break;
                 }
             }
         }
-        self.room.stop(self.shared);
+        self.room.stop();
         Poll::Ready(())
     }
 
@@ -179,7 +179,7 @@ impl<T: Task> RunAllFuture<'_, T> {
     /// Waits until every admitted job is done with.
     fn poll_done(&mut self, cx: &mut Context<'_>) -> Poll<()> {
         loop {
-            if self.countdown.is_done() {
+            if self.countdown.is_zero() {
                 self.done = None;
                 return Poll::Ready(());
             }
@@ -213,14 +213,14 @@ impl<T: Task> RunAllFuture<'_, T> {
 
     /// The deadline passed: what ended in time keeps its result, the rest times out.
     fn time_out(&mut self, cx: &mut Context<'_>) -> Vec<Result<T::Output, Error>> {
-        self.room.stop(self.shared);
+        self.room.stop();
         let mut results = std::mem::take(&mut self.results);
         for mut handle in self.handles.drain(..) {
             results.push(handle.time_out(cx));
         }
         for task in self.unsent.drain(..) {
-            let name = self.options.name.unwrap_or_else(|| task.name());
-            let error = self.shared.time_out_unadmitted(name, self.options.timeout);
+            let name = self.options.name_of(&task);
+            let error = self.backend.time_out_unadmitted(name, self.options.timeout);
             results.push(Err(error));
         }
         self.finish(results)
@@ -237,16 +237,10 @@ impl<T: Task> RunAllFuture<'_, T> {
     }
 }
 
-impl<T: Task> Drop for RunAllFuture<'_, T> {
-    fn drop(&mut self) {
-        self.room.stop(self.shared);
-    }
-}
-
 // Tasks are moved, never pinned in place, so the future does not need to stay put.
-impl<T: Task> Unpin for RunAllFuture<'_, T> {}
+impl<T: Task> Unpin for RunAllFuture<T> {}
 
-impl<T: Task> Future for RunAllFuture<'_, T> {
+impl<T: Task> Future for RunAllFuture<T> {
     type Output = Vec<Result<T::Output, Error>>;
 
     /// # Panics
@@ -269,7 +263,7 @@ impl<T: Task> Future for RunAllFuture<'_, T> {
     }
 }
 
-impl<T: Task> fmt::Debug for RunAllFuture<'_, T> {
+impl<T: Task> fmt::Debug for RunAllFuture<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("RunAllFuture")
             .field("unsent", &self.unsent.len())

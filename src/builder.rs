@@ -4,9 +4,14 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::backend::Backend;
+use crate::countdown::Countdown;
 use crate::error::BuildError;
+use crate::job;
+use crate::metrics::{Counters, Recorder};
 use crate::pool::Pool;
-use crate::shared::{Config, MAX_QUEUE_CAPACITY, MAX_THREADS, Shared};
+use crate::scheduler::{MAX_QUEUE_CAPACITY, MAX_THREADS, Scheduler};
+use crate::time;
 
 type Hook = Arc<dyn Fn() + Send + Sync>;
 
@@ -91,6 +96,7 @@ impl Builder {
     }
 
     /// Sets the prefix of the worker threads' names; thread `i` is named `{prefix}-{i}`.
+    /// With the `metrics` feature it is also the `pool` label of the pool's series.
     ///
     /// Default: `offload`.
     pub fn thread_name(mut self, prefix: impl Into<String>) -> Builder {
@@ -141,12 +147,8 @@ impl Builder {
         let capacity = self
             .queue_capacity
             .unwrap_or_else(|| threads.saturating_mul(128).min(MAX_QUEUE_CAPACITY));
-        let config = Config {
-            threads,
-            capacity,
-            slow_task_threshold: self.slow_task_threshold,
-        };
-        let exits = Shared::thread_exits(threads);
+        let exits = Arc::new(Countdown::new(threads));
+        let label = self.thread_name.clone();
         let prefix = self.thread_name;
         let mut rayon = rayon::ThreadPoolBuilder::new()
             .num_threads(threads)
@@ -154,7 +156,7 @@ impl Builder {
             // Tasks run under catch_unwind, so this only sees panics from `rayon::spawn`
             // calls a task made itself. Log them instead of rayon's default abort.
             .panic_handler(|payload| {
-                let message = crate::worker::panic_message(payload.as_ref());
+                let message = job::panic_message(payload.as_ref());
                 tracing::error!(%message, "a job spawned from inside a task panicked");
             });
         if let Some(bytes) = self.stack_size {
@@ -169,10 +171,17 @@ impl Builder {
             if let Some(hook) = &stop {
                 hook();
             }
-            exits_for_threads.thread_exited();
+            exits_for_threads.tick();
         });
         let rayon = rayon.build()?;
-        Ok(Pool::from_shared(Shared::new(config, Some(rayon), exits)))
+        // The timestamp clock calibrates once per process (about 10 ms): do it here, not on
+        // the first task.
+        let _ = time::stamp();
+        let recorder = Arc::new(Recorder::new(threads, self.slow_task_threshold, &label));
+        let scheduler = Scheduler::new(rayon, exits, capacity, Arc::clone(&recorder));
+        let counters = Counters::new(&label);
+        let backend = Backend::threaded(scheduler, recorder, counters, threads, capacity);
+        Ok(Pool::from_backend(backend))
     }
 }
 

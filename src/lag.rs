@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use hdrhistogram::Histogram;
 
-use crate::metrics::Latency;
+use crate::metrics::{self, Latency};
 
 /// Measures how late the async runtime wakes a timer: the time a ready task waits for a
 /// reactor thread. Near zero on a healthy service; it grows when handlers block the reactor
@@ -75,15 +75,12 @@ impl ReactorLag {
     pub fn with_settings(resolution: Duration, window: Duration) -> ReactorLag {
         assert!(!resolution.is_zero(), "the resolution must be positive");
         let handle = tokio::runtime::Handle::current();
-        let histogram = || {
-            Histogram::new_with_bounds(1, 3_600_000_000_000, 2).expect("constant bounds are valid")
-        };
         let inner = Arc::new(Inner {
             resolution,
             window,
             windows: Mutex::new(Windows {
-                current: histogram(),
-                previous: histogram(),
+                current: metrics::histogram(),
+                previous: metrics::histogram(),
                 started: Instant::now(),
             }),
         });
@@ -117,8 +114,9 @@ impl Inner {
             w.current.reset();
             w.started = Instant::now();
         }
-        w.current
-            .saturating_record(u64::try_from(lag.as_nanos()).unwrap_or(u64::MAX).max(1));
+        metrics::record_duration(&mut w.current, lag);
+        #[cfg(feature = "metrics")]
+        metrics::export_reactor_lag(lag);
     }
 }
 

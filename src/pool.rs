@@ -4,13 +4,14 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::backend::Backend;
 use crate::batch::RunAll;
 use crate::builder::Builder;
 use crate::error::TryRunError;
+use crate::handle::TaskHandle;
 use crate::lag::ReactorLag;
-use crate::metrics::Metrics;
-use crate::run::{Run, TaskHandle};
-use crate::shared::{Config, Shared};
+use crate::metrics::{Counters, Metrics, Recorder};
+use crate::run::Run;
 use crate::task::Task;
 
 /// A pool of threads for CPU-heavy tasks, awaited from async code.
@@ -63,19 +64,7 @@ use crate::task::Task;
 /// running ones finish, and the threads exit afterwards.
 #[derive(Clone)]
 pub struct Pool {
-    inner: Arc<Owner>,
-}
-
-/// Owned by the `Pool` handles only (tasks and handles hold `Shared` directly), so its drop
-/// marks the moment the last handle goes away.
-struct Owner {
-    shared: Arc<Shared>,
-}
-
-impl Drop for Owner {
-    fn drop(&mut self) {
-        self.shared.abandon();
-    }
+    backend: Arc<Backend>,
 }
 
 impl Pool {
@@ -112,17 +101,13 @@ impl Pool {
     /// # });
     /// ```
     pub fn inline() -> Pool {
-        let config = Config {
-            threads: 0,
-            capacity: 0,
-            slow_task_threshold: Duration::from_secs(2),
-        };
-        Pool::from_shared(Shared::new(config, None, Shared::thread_exits(0)))
+        let recorder = Recorder::new(0, Duration::from_secs(2), "inline");
+        Pool::from_backend(Backend::inline(Arc::new(recorder), Counters::new("inline")))
     }
 
-    pub(crate) fn from_shared(shared: Arc<Shared>) -> Pool {
+    pub(crate) fn from_backend(backend: Backend) -> Pool {
         Pool {
-            inner: Arc::new(Owner { shared }),
+            backend: Arc::new(backend),
         }
     }
 
@@ -161,8 +146,8 @@ impl Pool {
     /// # Ok(())
     /// # }
     /// ```
-    pub fn run<T: Task>(&self, task: T) -> Run<'_, T> {
-        Run::new(&self.inner.shared, task)
+    pub fn run<T: Task>(&self, task: T) -> Run<T> {
+        Run::new(Arc::clone(&self.backend), task)
     }
 
     /// Prepares a batch of tasks of one type; `.await` it for one result per task, in input
@@ -197,8 +182,8 @@ impl Pool {
     /// assert_eq!(squares, [1, 4, 9, 16]);
     /// # }
     /// ```
-    pub fn run_all<T: Task>(&self, tasks: impl IntoIterator<Item = T>) -> RunAll<'_, T> {
-        RunAll::new(&self.inner.shared, tasks.into_iter().collect())
+    pub fn run_all<T: Task>(&self, tasks: impl IntoIterator<Item = T>) -> RunAll<T> {
+        RunAll::new(Arc::clone(&self.backend), tasks.into_iter().collect())
     }
 
     /// Submits `task` if the queue has room, without waiting; `.await` the handle for the
@@ -227,7 +212,7 @@ impl Pool {
 
     /// A snapshot of the pool's counters, queue depth and latency percentiles.
     pub fn metrics(&self) -> Metrics {
-        self.inner.shared.metrics()
+        self.backend.metrics()
     }
 
     /// Stops intake, lets every queued and running task finish, then joins the threads.
@@ -240,17 +225,17 @@ impl Pool {
     ///
     /// Dropping the future does not reopen the pool; the tasks keep running to completion.
     pub async fn shutdown(&self) {
-        self.inner.shared.shutdown().await;
+        self.backend.shutdown().await;
     }
 
     /// Tasks waiting in the queue now: a cheap read, unlike [`metrics`](Pool::metrics).
     pub fn queued(&self) -> usize {
-        self.inner.shared.load().0 as usize
+        self.backend.load().queued as usize
     }
 
     /// Tasks running now: a cheap read, unlike [`metrics`](Pool::metrics).
     pub fn running(&self) -> usize {
-        self.inner.shared.load().1 as usize
+        self.backend.load().running as usize
     }
 
     /// Starts measuring the current tokio runtime's reactor lag (see [`ReactorLag`]) and
@@ -274,36 +259,35 @@ impl Pool {
     /// ```
     #[track_caller]
     pub fn monitor_reactor(&self) -> ReactorLag {
-        self.inner
-            .shared
-            .reactor_lag
+        self.backend
+            .reactor_lag()
             .get_or_init(ReactorLag::start)
             .clone()
     }
 
     /// Stops intake without waiting; queued and running tasks still finish.
     pub fn close(&self) {
-        self.inner.shared.close();
+        self.backend.close();
     }
 
     /// Whether the pool refuses new tasks.
     pub fn is_closed(&self) -> bool {
-        self.inner.shared.is_closed()
+        self.backend.is_closed()
     }
 
     /// Whether this is an [`inline`](Pool::inline) pool.
     pub fn is_inline(&self) -> bool {
-        self.inner.shared.is_inline()
+        self.backend.is_inline()
     }
 
     /// The number of worker threads (0 for an inline pool).
     pub fn threads(&self) -> usize {
-        self.inner.shared.config.threads
+        self.backend.threads()
     }
 
     /// The bound on queued tasks.
     pub fn queue_capacity(&self) -> usize {
-        self.inner.shared.config.capacity
+        self.backend.capacity()
     }
 }
 

@@ -1,4 +1,8 @@
-//! The awaitable side: `Run` (options, then `.await`), its future, and `TaskHandle`.
+//! `Run`: one task about to be submitted (options, then `.await`), and its future.
+//!
+//! The future waits for queue room if the queue is full, submits through the backend, and
+//! then polls the [`TaskHandle`] it got. It holds the pool's backend, so it is `'static`:
+//! `tokio::spawn(pool.run(task).into_future())` works, and keeps the pool open meanwhile.
 
 use std::fmt;
 use std::future::{Future, IntoFuture};
@@ -7,58 +11,39 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
-use event_listener::EventListener;
-
+use crate::backend::{Backend, Options};
 use crate::error::{Error, TryRunError};
+use crate::handle::TaskHandle;
 use crate::priority::Priority;
-use crate::shared::Shared;
+use crate::scheduler::RoomWait;
 use crate::task::Task;
-use crate::worker::{self, JobMeta, Reply};
-
-/// Per-task options set on [`Run`].
-#[derive(Debug, Clone, Copy, Default)]
-pub(crate) struct Options {
-    pub(crate) priority: Priority,
-    pub(crate) timeout: Option<Duration>,
-    pub(crate) name: Option<&'static str>,
-}
-
-impl Options {
-    /// The deadline of a submission made now, if a timeout is set. A timeout too large to
-    /// represent never fires.
-    pub(crate) fn deadline(&self) -> Option<Instant> {
-        // The clock is read only when there is a timeout: most runs have none.
-        self.timeout.map(|timeout| {
-            let now = Instant::now();
-            now.checked_add(timeout)
-                .unwrap_or_else(|| now + Duration::from_secs(100 * 365 * 24 * 3600))
-        })
-    }
-}
+use crate::time::Timer;
 
 /// A task about to be submitted, returned by [`Pool::run`](crate::Pool::run).
 ///
 /// Set options with [`priority`](Run::priority), [`timeout`](Run::timeout) and
 /// [`name`](Run::name), then `.await` it (the task is submitted at the first poll), or call
 /// [`try_submit`](Run::try_submit) to submit without waiting for queue room.
+///
+/// A `Run` and its future own a handle to the pool, so they are `'static` and can be spawned.
 #[must_use = "a task is submitted only when the `Run` is awaited or `try_submit` is called"]
-pub struct Run<'a, T: Task> {
-    shared: &'a Arc<Shared>,
+pub struct Run<T: Task> {
+    backend: Arc<Backend>,
     task: T,
     options: Options,
 }
 
-impl<'a, T: Task> Run<'a, T> {
-    pub(crate) fn new(shared: &'a Arc<Shared>, task: T) -> Run<'a, T> {
+impl<T: Task> Run<T> {
+    pub(crate) fn new(backend: Arc<Backend>, task: T) -> Run<T> {
         Run {
-            shared,
+            backend,
             task,
             options: Options::default(),
         }
     }
 
     /// Sets the task's priority. Default: [`Priority::Normal`].
-    pub fn priority(mut self, priority: Priority) -> Run<'a, T> {
+    pub fn priority(mut self, priority: Priority) -> Run<T> {
         self.options.priority = priority;
         self
     }
@@ -77,13 +62,13 @@ impl<'a, T: Task> Run<'a, T> {
     ///
     /// Awaiting panics inside a tokio runtime built without `enable_time`, as every tokio
     /// timer does.
-    pub fn timeout(mut self, timeout: Duration) -> Run<'a, T> {
+    pub fn timeout(mut self, timeout: Duration) -> Run<T> {
         self.options.timeout = Some(timeout);
         self
     }
 
     /// Overrides [`Task::name`] for this one submission (metrics, spans, errors).
-    pub fn name(mut self, name: &'static str) -> Run<'a, T> {
+    pub fn name(mut self, name: &'static str) -> Run<T> {
         self.options.name = Some(name);
         self
     }
@@ -98,77 +83,56 @@ impl<'a, T: Task> Run<'a, T> {
     /// pool counts it as `rejected`.
     pub fn try_submit(self) -> Result<TaskHandle<T::Output>, TryRunError<T>> {
         let deadline = self.options.deadline();
-        self.shared
+        self.backend
             .submit(self.task, &self.options, deadline, None)
-            .inspect_err(|_| self.shared.count_rejected())
+            .inspect_err(|_| self.backend.rejected(1))
     }
 }
 
-impl<'a, T: Task> IntoFuture for Run<'a, T> {
+impl<T: Task> IntoFuture for Run<T> {
     type Output = Result<T::Output, Error>;
-    type IntoFuture = RunFuture<'a, T>;
+    type IntoFuture = RunFuture<T>;
 
-    fn into_future(self) -> RunFuture<'a, T> {
+    fn into_future(self) -> RunFuture<T> {
         RunFuture {
-            shared: self.shared,
-            task: Some(self.task),
+            state: Stage::Unsubmitted {
+                backend: self.backend,
+                task: self.task,
+                room: RoomWait::default(),
+            },
             options: self.options,
             deadline: None,
             timer: None,
-            room: RoomWait::default(),
-            handle: None,
         }
     }
 }
 
-impl<T: Task> fmt::Debug for Run<'_, T> {
+impl<T: Task> fmt::Debug for Run<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Run")
-            .field(
-                "task",
-                &self.options.name.unwrap_or_else(|| self.task.name()),
-            )
+            .field("task", &self.options.name_of(&self.task))
             .field("priority", &self.options.priority)
             .field("timeout", &self.options.timeout)
             .finish()
     }
 }
 
-/// Waiting for queue room, counted among the pool's waiters while it lasts (workers notify
-/// only when someone waits). Call [`RoomWait::stop`] when done, and on drop.
-#[derive(Debug, Default)]
-pub(crate) struct RoomWait {
-    waiting: bool,
-    listener: Option<EventListener>,
-}
-
-impl RoomWait {
-    /// `Ready` means: retry admission now. The first call registers and is ready at once, so
-    /// a slot freed between the failed attempt and the registration is not missed.
-    pub(crate) fn poll(&mut self, shared: &Shared, cx: &mut Context<'_>) -> Poll<()> {
-        match &mut self.listener {
-            None => {
-                if !self.waiting {
-                    self.waiting = true;
-                    shared.start_waiting();
-                }
-                self.listener = Some(shared.listen_for_space());
-                Poll::Ready(())
-            }
-            Some(listener) => {
-                std::task::ready!(Pin::new(listener).poll(cx));
-                self.listener = None;
-                Poll::Ready(())
-            }
-        }
-    }
-
-    pub(crate) fn stop(&mut self, shared: &Shared) {
-        if std::mem::take(&mut self.waiting) {
-            shared.stop_waiting();
-        }
-        self.listener = None;
-    }
+enum Stage<T: Task> {
+    /// Not admitted yet (the queue may be full).
+    Unsubmitted {
+        backend: Arc<Backend>,
+        task: T,
+        room: RoomWait,
+    },
+    /// Admitted: the handle delivers the outcome.
+    Submitted {
+        // Keeps the pool open while the task is queued, as the caller expects of a future
+        // that owns its pool handle.
+        _backend: Arc<Backend>,
+        handle: TaskHandle<T::Output>,
+    },
+    /// The outcome was handed out, or the future was taken apart.
+    Done,
 }
 
 /// The future of [`Run`]: waits for queue room, submits, then waits for the result.
@@ -178,271 +142,109 @@ impl RoomWait {
 /// Dropping it before the task starts means the task never runs (counted `cancelled`).
 /// Dropping it while the task runs lets the task finish, but
 /// [`is_cancelled`](crate::is_cancelled) turns true inside it and its value is dropped.
+///
+/// # Panics
+///
+/// Polling it again after it returned `Ready` panics, as tokio's `JoinHandle` does.
 #[must_use = "futures do nothing unless polled"]
-pub struct RunFuture<'a, T: Task> {
-    shared: &'a Arc<Shared>,
-    task: Option<T>,
+pub struct RunFuture<T: Task> {
+    state: Stage<T>,
     options: Options,
     deadline: Option<Instant>,
     timer: Option<Timer>,
-    room: RoomWait,
-    handle: Option<TaskHandle<T::Output>>,
-}
-
-impl<T: Task> Drop for RunFuture<'_, T> {
-    fn drop(&mut self) {
-        self.room.stop(self.shared);
-    }
 }
 
 // The task is moved, never pinned in place, so the future does not need to stay put.
-impl<T: Task> Unpin for RunFuture<'_, T> {}
+impl<T: Task> Unpin for RunFuture<T> {}
 
-impl<T: Task> Future for RunFuture<'_, T> {
+impl<T: Task> Future for RunFuture<T> {
     type Output = Result<T::Output, Error>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.get_mut();
-        if let Some(handle) = &mut this.handle {
-            return Pin::new(handle).poll(cx);
-        }
-        if this.deadline.is_none() {
-            this.deadline = this.options.deadline();
-        }
         loop {
-            let Some(task) = this.task.take() else {
-                return Poll::Ready(Err(Error::Closed));
-            };
-            match this.shared.submit(task, &this.options, this.deadline, None) {
-                Ok(mut handle) => {
-                    handle.timer = this.timer.take();
-                    this.room.stop(this.shared);
-                    return Pin::new(this.handle.insert(handle)).poll(cx);
+            match &mut this.state {
+                Stage::Submitted { handle, .. } => {
+                    let result = std::task::ready!(Pin::new(handle).poll(cx));
+                    this.state = Stage::Done;
+                    return Poll::Ready(result);
                 }
-                Err(TryRunError::Closed(_)) => {
-                    this.room.stop(this.shared);
-                    this.shared.count_rejected();
-                    return Poll::Ready(Err(Error::Closed));
-                }
-                Err(TryRunError::Full(task)) => this.task = Some(task),
-            }
-            // The queue is full: wait for room, or for the timeout.
-            if let Some(deadline) = this.deadline {
-                if Timer::expired(&mut this.timer, deadline, cx) {
-                    let name = this
-                        .options
-                        .name
-                        .or_else(|| this.task.as_ref().map(Task::name))
-                        .unwrap_or("task");
-                    let error = this.shared.time_out_unadmitted(name, this.options.timeout);
-                    this.task = None;
-                    this.room.stop(this.shared);
-                    return Poll::Ready(Err(error));
+                Stage::Done => panic!("`RunFuture` polled after completion"),
+                Stage::Unsubmitted { .. } => {
+                    if let Some(result) = std::task::ready!(this.poll_submit(cx)) {
+                        this.state = Stage::Done;
+                        return Poll::Ready(result);
+                    }
                 }
             }
-            std::task::ready!(this.room.poll(this.shared, cx));
         }
     }
 }
 
-impl<T: Task> fmt::Debug for RunFuture<'_, T> {
+impl<T: Task> RunFuture<T> {
+    /// Tries to submit, waiting for room while the queue is full. `Ready(None)` once
+    /// submitted (poll the handle next); `Ready(Some(..))` when the task ended unsubmitted.
+    fn poll_submit(&mut self, cx: &mut Context<'_>) -> Poll<Option<Result<T::Output, Error>>> {
+        let Stage::Unsubmitted { .. } = self.state else {
+            return Poll::Ready(None);
+        };
+        if self.deadline.is_none() {
+            self.deadline = self.options.deadline();
+        }
+        let Stage::Unsubmitted {
+            backend,
+            task,
+            mut room,
+        } = std::mem::replace(&mut self.state, Stage::Done)
+        else {
+            unreachable!("checked just above");
+        };
+        match backend.submit(task, &self.options, self.deadline, None) {
+            Ok(handle) => {
+                room.stop();
+                let handle = handle.with_timer(self.timer.take());
+                self.state = Stage::Submitted {
+                    _backend: backend,
+                    handle,
+                };
+                Poll::Ready(None)
+            }
+            Err(TryRunError::Closed(_)) => {
+                backend.rejected(1);
+                Poll::Ready(Some(Err(Error::Closed)))
+            }
+            Err(TryRunError::Full(task)) => {
+                // The queue is full: wait for room, or for the timeout.
+                if let Some(deadline) = self.deadline {
+                    if Timer::expired(&mut self.timer, deadline, cx) {
+                        let name = self.options.name_of(&task);
+                        let error = backend.time_out_unadmitted(name, self.options.timeout);
+                        return Poll::Ready(Some(Err(error)));
+                    }
+                }
+                let ready = backend.poll_room(&mut room, cx);
+                self.state = Stage::Unsubmitted {
+                    backend,
+                    task,
+                    room,
+                };
+                ready.map(|()| None)
+            }
+        }
+    }
+}
+
+impl<T: Task> fmt::Debug for RunFuture<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let stage = match self.state {
+            Stage::Unsubmitted { .. } => "unsubmitted",
+            Stage::Submitted { .. } => "submitted",
+            Stage::Done => "done",
+        };
         f.debug_struct("RunFuture")
+            .field("stage", &stage)
             .field("priority", &self.options.priority)
             .field("timeout", &self.options.timeout)
-            .field("submitted", &self.handle.is_some())
-            .finish()
-    }
-}
-
-/// A timer that exists only under a tokio runtime; elsewhere timeouts are the pool's job.
-pub(crate) struct Timer(Option<Pin<Box<tokio::time::Sleep>>>);
-
-impl Timer {
-    fn new(deadline: Instant) -> Timer {
-        Timer(
-            tokio::runtime::Handle::try_current()
-                .ok()
-                .map(|_| Box::pin(tokio::time::sleep_until(deadline.into()))),
-        )
-    }
-
-    /// Whether `deadline` has passed, starting the timer in `slot` on first use; until it
-    /// has, the waker is registered with it.
-    pub(crate) fn expired(
-        slot: &mut Option<Timer>,
-        deadline: Instant,
-        cx: &mut Context<'_>,
-    ) -> bool {
-        slot.get_or_insert_with(|| Timer::new(deadline))
-            .0
-            .as_mut()
-            .is_some_and(|sleep| sleep.as_mut().poll(cx).is_ready())
-    }
-}
-
-/// An inline task, run by the first poll.
-type InlineRun<O> = Box<dyn FnOnce(&Shared) -> Result<O, Error> + Send>;
-
-enum State<O> {
-    Remote(Reply<O>),
-    Inline(InlineRun<O>),
-    Done,
-}
-
-/// A submitted task's result, to `.await`. Returned by [`Pool::try_run`](crate::Pool::try_run)
-/// and [`Run::try_submit`].
-///
-/// # Cancellation
-///
-/// Dropping the handle cancels the task: a queued task never runs (counted `cancelled`), a
-/// running one sees [`is_cancelled`](crate::is_cancelled) turn true and its value is dropped.
-#[must_use = "dropping a TaskHandle cancels its task"]
-pub struct TaskHandle<O> {
-    shared: Arc<Shared>,
-    state: State<O>,
-    name: &'static str,
-    timeout: Option<Duration>,
-    deadline: Option<Instant>,
-    timer: Option<Timer>,
-}
-
-impl<O: Send + 'static> TaskHandle<O> {
-    pub(crate) fn remote(
-        shared: Arc<Shared>,
-        reply: Reply<O>,
-        name: &'static str,
-        timeout: Option<Duration>,
-        deadline: Option<Instant>,
-    ) -> TaskHandle<O> {
-        TaskHandle {
-            shared,
-            state: State::Remote(reply),
-            name,
-            timeout,
-            deadline,
-            timer: None,
-        }
-    }
-
-    pub(crate) fn inline<T: Task<Output = O>>(
-        shared: Arc<Shared>,
-        task: T,
-        meta: JobMeta,
-    ) -> TaskHandle<O> {
-        let (name, timeout, deadline) = (meta.name, meta.timeout, meta.deadline);
-        let run = move |shared: &Shared| {
-            if shared.is_closed() {
-                return Err(Error::Closed);
-            }
-            if meta.expired() {
-                return Err(meta.timed_out());
-            }
-            let started = worker::stamp();
-            shared.inline_started();
-            let (result, _, _) = worker::invoke(task, &meta, shared, started, None);
-            shared.inline_finished();
-            result
-        };
-        TaskHandle {
-            shared,
-            state: State::Inline(Box::new(run)),
-            name,
-            timeout,
-            deadline,
-            timer: None,
-        }
-    }
-
-    /// The name the task runs under.
-    pub fn task_name(&self) -> &'static str {
-        self.name
-    }
-
-    fn poll_result(&mut self, cx: &mut Context<'_>) -> Poll<Result<O, Error>> {
-        match &mut self.state {
-            State::Done => Poll::Ready(Err(Error::Closed)),
-            State::Inline(_) => match std::mem::replace(&mut self.state, State::Done) {
-                State::Inline(run) => Poll::Ready(run(&self.shared)),
-                _ => Poll::Ready(Err(Error::Closed)),
-            },
-            State::Remote(reply) => {
-                if let Poll::Ready(received) = Pin::new(&mut *reply).poll(cx) {
-                    // A sender dropped without replying belongs to a pool torn down around it.
-                    return Poll::Ready(received.unwrap_or(Err(Error::Closed)));
-                }
-                let Some(deadline) = self.deadline else {
-                    return Poll::Pending;
-                };
-                if !Timer::expired(&mut self.timer, deadline, cx) {
-                    return Poll::Pending;
-                }
-                Poll::Ready(self.value_or_timeout(cx))
-            }
-        }
-    }
-
-    /// At the deadline: the reply if it landed in time (a value that made it wins over the
-    /// timer), else the timeout error.
-    fn value_or_timeout(&mut self, cx: &mut Context<'_>) -> Result<O, Error> {
-        if let State::Remote(reply) = &mut self.state {
-            if reply.has_message() {
-                if let Poll::Ready(Ok(result)) = Pin::new(reply).poll(cx) {
-                    return result;
-                }
-            }
-        }
-        Err(Error::timed_out(self.name, self.timeout))
-    }
-
-    /// Settles the handle at its batch's deadline, as [`value_or_timeout`] says.
-    pub(crate) fn time_out(&mut self, cx: &mut Context<'_>) -> Result<O, Error> {
-        let result = self.value_or_timeout(cx);
-        self.settle(result)
-    }
-
-    /// The caller has learned the outcome: count it, and let go of the reply (a still
-    /// running task then sees that nobody waits).
-    fn settle(&mut self, result: Result<O, Error>) -> Result<O, Error> {
-        self.state = State::Done;
-        self.shared.count_outcome(&result);
-        result
-    }
-}
-
-impl<O: Send + 'static> Future for TaskHandle<O> {
-    type Output = Result<O, Error>;
-
-    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        let this = self.get_mut();
-        if matches!(this.state, State::Done) {
-            return Poll::Ready(Err(Error::Closed));
-        }
-        let result = std::task::ready!(this.poll_result(cx));
-        Poll::Ready(this.settle(result))
-    }
-}
-
-impl<O> Drop for TaskHandle<O> {
-    fn drop(&mut self) {
-        // The caller left before learning the outcome: that is a cancellation.
-        if !matches!(self.state, State::Done) {
-            self.shared.count_outcome::<O>(&Err(Error::Closed));
-        }
-    }
-}
-
-impl<O> fmt::Debug for TaskHandle<O> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let state = match self.state {
-            State::Remote(_) => "submitted",
-            State::Inline(_) => "inline",
-            State::Done => "done",
-        };
-        f.debug_struct("TaskHandle")
-            .field("task", &self.name)
-            .field("state", &state)
-            .field("timeout", &self.timeout)
             .finish()
     }
 }

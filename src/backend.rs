@@ -1,0 +1,237 @@
+//! What a pool submits to: its backend (the scheduler and its threads, or inline), and the
+//! counters and timings every submission shares. `submit` turns a task into a
+//! [`TaskHandle`]; `Run`, `RunAll` and `Pool` are built on it.
+//!
+//! A `Backend` lives as long as a `Pool` handle or an unfinished `Run`/`RunAll` future holds
+//! it; when the last one goes, the pool is abandoned (queued tasks resolve as closed, the
+//! threads exit once idle). Handles and jobs do not hold it, so a forgotten `TaskHandle`
+//! never keeps the threads alive.
+
+use std::sync::{Arc, OnceLock};
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
+
+use crate::countdown::Countdown;
+use crate::error::{Error, TryRunError};
+use crate::handle::TaskHandle;
+use crate::inline::Inline;
+use crate::job::{Job, JobMeta};
+use crate::lag::ReactorLag;
+use crate::metrics::{Counters, Gauges, Metrics, Outcome, Recorder};
+use crate::priority::Priority;
+use crate::scheduler::{Load, Refusal, RoomWait, Scheduler};
+use crate::task::Task;
+use crate::time;
+
+/// Per-submission options, set on `Run` and `RunAll`.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct Options {
+    pub(crate) priority: Priority,
+    pub(crate) timeout: Option<Duration>,
+    pub(crate) name: Option<&'static str>,
+}
+
+impl Options {
+    /// The deadline of a submission made now, if a timeout is set. The clock is read only
+    /// when there is a timeout: most runs have none.
+    pub(crate) fn deadline(&self) -> Option<Instant> {
+        self.timeout.map(time::deadline_after)
+    }
+
+    /// The name `task` runs under with these options.
+    pub(crate) fn name_of<T: Task>(&self, task: &T) -> &'static str {
+        self.name.unwrap_or_else(|| task.name())
+    }
+}
+
+enum Kind {
+    Threads(Arc<Scheduler>),
+    Inline(Arc<Inline>),
+}
+
+pub(crate) struct Backend {
+    kind: Kind,
+    counters: Arc<Counters>,
+    recorder: Arc<Recorder>,
+    threads: usize,
+    capacity: usize,
+    reactor_lag: OnceLock<ReactorLag>,
+}
+
+impl Backend {
+    pub(crate) fn threaded(
+        scheduler: Scheduler,
+        recorder: Arc<Recorder>,
+        counters: Counters,
+        threads: usize,
+        capacity: usize,
+    ) -> Backend {
+        Backend {
+            kind: Kind::Threads(Arc::new(scheduler)),
+            counters: Arc::new(counters),
+            recorder,
+            threads,
+            capacity,
+            reactor_lag: OnceLock::new(),
+        }
+    }
+
+    pub(crate) fn inline(recorder: Arc<Recorder>, counters: Counters) -> Backend {
+        Backend {
+            kind: Kind::Inline(Arc::new(Inline::new(Arc::clone(&recorder)))),
+            counters: Arc::new(counters),
+            recorder,
+            threads: 0,
+            capacity: 0,
+            reactor_lag: OnceLock::new(),
+        }
+    }
+
+    /// Admits `task` or hands it back. Counts `submitted`, not rejections: a waiting `run`
+    /// retries a full queue, only the caller knows when a refusal is final. An admitted task
+    /// of a batch is added to the batch's countdown before it can finish.
+    pub(crate) fn submit<T: Task>(
+        &self,
+        task: T,
+        options: &Options,
+        deadline: Option<Instant>,
+        batch: Option<&Arc<Countdown>>,
+    ) -> Result<TaskHandle<T::Output>, TryRunError<T>> {
+        let name = options.name_of(&task);
+        let meta = JobMeta::now(name, options.timeout, deadline);
+        match &self.kind {
+            Kind::Threads(scheduler) => {
+                let admission = match scheduler.admit() {
+                    Ok(admission) => admission,
+                    Err(Refusal::Full) => return Err(TryRunError::Full(task)),
+                    Err(Refusal::Closed) => return Err(TryRunError::Closed(task)),
+                };
+                self.counters.submitted();
+                if let Some(countdown) = batch {
+                    countdown.add();
+                }
+                let (job, reply) = Job::new(task, meta, batch);
+                scheduler.enqueue(admission, options.priority, job);
+                let counters = Arc::clone(&self.counters);
+                Ok(TaskHandle::waiting(
+                    counters,
+                    reply,
+                    name,
+                    options.timeout,
+                    deadline,
+                ))
+            }
+            Kind::Inline(inline) => {
+                if inline.is_closed() {
+                    return Err(TryRunError::Closed(task));
+                }
+                self.counters.submitted();
+                let run = Box::new(inline.prepare(task, meta));
+                let counters = Arc::clone(&self.counters);
+                Ok(TaskHandle::deferred(counters, run, name, options.timeout))
+            }
+        }
+    }
+
+    /// Waits for queue room (see [`RoomWait`]); an inline pool is never full.
+    pub(crate) fn poll_room(&self, wait: &mut RoomWait, cx: &mut Context<'_>) -> Poll<()> {
+        match &self.kind {
+            Kind::Threads(scheduler) => wait.poll(scheduler, cx),
+            Kind::Inline(_) => Poll::Ready(()),
+        }
+    }
+
+    /// A task whose timeout passed while it waited for queue room: counted as submitted and
+    /// timed out, which is what its caller learns. Returns that error.
+    pub(crate) fn time_out_unadmitted(
+        &self,
+        name: &'static str,
+        timeout: Option<Duration>,
+    ) -> Error {
+        self.counters.submitted();
+        self.counters.ended(Outcome::TimedOut);
+        Error::timed_out(name, timeout)
+    }
+
+    /// Tasks refused for good (full for `try_run`, or closed).
+    pub(crate) fn rejected(&self, tasks: u64) {
+        self.counters.rejected(tasks);
+    }
+
+    pub(crate) fn is_inline(&self) -> bool {
+        matches!(self.kind, Kind::Inline(_))
+    }
+
+    pub(crate) fn is_closed(&self) -> bool {
+        match &self.kind {
+            Kind::Threads(scheduler) => scheduler.is_closed(),
+            Kind::Inline(inline) => inline.is_closed(),
+        }
+    }
+
+    pub(crate) fn close(&self) {
+        match &self.kind {
+            Kind::Threads(scheduler) => scheduler.close(),
+            Kind::Inline(inline) => inline.close(),
+        }
+    }
+
+    pub(crate) async fn shutdown(&self) {
+        match &self.kind {
+            Kind::Threads(scheduler) => scheduler.shutdown().await,
+            Kind::Inline(inline) => inline.shutdown().await,
+        }
+    }
+
+    pub(crate) fn load(&self) -> Load {
+        match &self.kind {
+            Kind::Threads(scheduler) => scheduler.load(),
+            Kind::Inline(inline) => inline.load(),
+        }
+    }
+
+    pub(crate) fn threads(&self) -> usize {
+        self.threads
+    }
+
+    pub(crate) fn capacity(&self) -> usize {
+        self.capacity
+    }
+
+    pub(crate) fn reactor_lag(&self) -> &OnceLock<ReactorLag> {
+        &self.reactor_lag
+    }
+
+    pub(crate) fn metrics(&self) -> Metrics {
+        let load = self.load();
+        let gauges = Gauges {
+            threads: self.threads,
+            capacity: self.capacity,
+            queued: load.queued,
+            running: load.running,
+        };
+        let lag = self.reactor_lag.get().map(ReactorLag::snapshot);
+        Metrics::snapshot(gauges, &self.counters, &self.recorder, lag)
+    }
+}
+
+impl Drop for Backend {
+    /// The last pool handle and unfinished future are gone.
+    fn drop(&mut self) {
+        match &self.kind {
+            Kind::Threads(scheduler) => scheduler.abandon(),
+            // Handles not yet polled resolve as closed, as queued tasks do.
+            Kind::Inline(inline) => inline.close(),
+        }
+    }
+}
+
+impl std::fmt::Debug for Backend {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Backend")
+            .field("inline", &self.is_inline())
+            .field("threads", &self.threads)
+            .field("capacity", &self.capacity)
+            .finish_non_exhaustive()
+    }
+}

@@ -1,0 +1,310 @@
+//! A job: one task with what the pool knows about it, run on a worker thread (or, for an
+//! inline pool, on the caller's), reporting its result through a oneshot channel.
+//!
+//! Running a task means: skip it if its caller left or its deadline passed; otherwise run it
+//! inside its tracing span, under a panic guard, with the cancellation context that
+//! [`is_cancelled`] reads; time it into the [`Recorder`]; send the result.
+
+use std::any::Any;
+use std::cell::RefCell;
+use std::panic::{self, AssertUnwindSafe};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crate::countdown::{Countdown, Tick};
+use crate::error::Error;
+use crate::metrics::Recorder;
+use crate::task::Task;
+use crate::time::{self, Stamp};
+
+/// What the pool knows about a task besides the task itself.
+#[derive(Debug)]
+pub(crate) struct JobMeta {
+    pub(crate) name: &'static str,
+    pub(crate) enqueued: Stamp,
+    pub(crate) timeout: Option<Duration>,
+    pub(crate) deadline: Option<Instant>,
+    /// The span current where the task was submitted: the task's own span nests under it.
+    pub(crate) parent: tracing::Span,
+}
+
+impl JobMeta {
+    /// The metadata of a task submitted now, from the current span.
+    pub(crate) fn now(
+        name: &'static str,
+        timeout: Option<Duration>,
+        deadline: Option<Instant>,
+    ) -> JobMeta {
+        JobMeta {
+            name,
+            enqueued: time::stamp(),
+            timeout,
+            deadline,
+            parent: tracing::Span::current(),
+        }
+    }
+
+    pub(crate) fn expired(&self) -> bool {
+        time::is_past(self.deadline)
+    }
+
+    pub(crate) fn timed_out(&self) -> Error {
+        Error::timed_out(self.name, self.timeout)
+    }
+}
+
+/// The receiving half of a job's result channel.
+pub(crate) type Reply<O> = oneshot::AsyncReceiver<Result<O, Error>>;
+
+/// A queued task with its metadata, behind one thin pointer so queue slots stay small.
+pub(crate) struct Job(Box<dyn Body>);
+
+impl Job {
+    /// Packs a task, its metadata and the sending half of its result channel. A job of a
+    /// batch also ticks the batch's countdown once it is done with, however it ends.
+    pub(crate) fn new<T: Task>(
+        task: T,
+        meta: JobMeta,
+        batch: Option<&Arc<Countdown>>,
+    ) -> (Job, Reply<T::Output>) {
+        let (tx, rx) = oneshot::async_channel();
+        let body = Box::new(TaskJob {
+            meta,
+            task,
+            tx,
+            _tick: Tick(batch.map(Arc::clone)),
+        });
+        (Job(body), rx)
+    }
+
+    /// Runs the task, taking `now` as its start time; returns when it ended (or `now` if it
+    /// did not run), so a drainer reads the clock once per task, not twice.
+    pub(crate) fn run(self, recorder: &Recorder, now: Stamp) -> Stamp {
+        self.0.run(recorder, now)
+    }
+
+    /// The pool was dropped with this job still queued: it resolves as closed, unrun.
+    pub(crate) fn abandon(self) {
+        self.0.abandon();
+    }
+}
+
+impl std::fmt::Debug for Job {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Job(..)")
+    }
+}
+
+/// The typed part of a job, behind `dyn` so that one channel carries every task type.
+trait Body: Send + 'static {
+    fn run(self: Box<Self>, recorder: &Recorder, now: Stamp) -> Stamp;
+    fn abandon(self: Box<Self>);
+}
+
+/// The fields of a job still owned by the channel after its task was taken out to run.
+struct Sender<O> {
+    tx: oneshot::Sender<Result<O, Error>>,
+    /// Declared last, so it drops (and ticks) after the result has been sent.
+    _tick: Tick,
+}
+
+struct TaskJob<T: Task> {
+    meta: JobMeta,
+    task: T,
+    tx: oneshot::Sender<Result<T::Output, Error>>,
+    _tick: Tick,
+}
+
+impl<T: Task> Body for TaskJob<T> {
+    fn run(self: Box<Self>, recorder: &Recorder, now: Stamp) -> Stamp {
+        let TaskJob {
+            meta,
+            task,
+            tx,
+            _tick,
+        } = *self;
+        // Whoever stopped waiting already counted the task as cancelled or timed out.
+        if tx.is_closed() {
+            return now;
+        }
+        if meta.expired() {
+            let _ = tx.send(Err(meta.timed_out()));
+            return now;
+        }
+        // The sender stands in thread-local storage while the task runs, so that
+        // `is_cancelled` can ask it whether the caller is still there.
+        let watch: Box<dyn Watch> = Box::new(Sender { tx, _tick });
+        let (result, watch, ended) = invoke(task, &meta, recorder, now, Some(watch));
+        if let Some(sender) = watch.and_then(|w| w.into_any().downcast::<Sender<T::Output>>().ok())
+        {
+            // An error means the caller left meanwhile; it counted that itself.
+            let _ = sender.tx.send(result);
+        }
+        ended
+    }
+
+    fn abandon(self: Box<Self>) {
+        let _ = self.tx.send(Err(Error::Closed));
+    }
+}
+
+/// What [`is_cancelled`] asks while a task runs: whether its caller is still there. The
+/// job's sender, moved into thread-local storage for the run and handed back after it.
+pub(crate) trait Watch: Send + 'static {
+    fn caller_gone(&self) -> bool;
+    fn into_any(self: Box<Self>) -> Box<dyn Any>;
+}
+
+impl<O: Send + 'static> Watch for Sender<O> {
+    fn caller_gone(&self) -> bool {
+        self.tx.is_closed()
+    }
+
+    fn into_any(self: Box<Self>) -> Box<dyn Any> {
+        self
+    }
+}
+
+struct Current {
+    watch: Option<Box<dyn Watch>>,
+    deadline: Option<Instant>,
+}
+
+thread_local! {
+    static CURRENT: RefCell<Option<Current>> = const { RefCell::new(None) };
+}
+
+/// What [`invoke`] hands back: the result, the watch it was given, and when the run ended.
+pub(crate) type Invoked<O> = (Result<O, Error>, Option<Box<dyn Watch>>, Stamp);
+
+/// Runs `task` under its span, a panic guard and the cancellation context, then records its
+/// timing. Shared by the worker threads and by inline pools.
+///
+/// Everything here that calls into tracing (the span's creation, enter, exit and close, the
+/// slow-task event) is inside a panic guard too: a tracing layer that panics fails this one
+/// task as [`Error::Panicked`], with the caller told, instead of unwinding past the result
+/// (which Rust would then leak, stranding the caller).
+pub(crate) fn invoke<T: Task>(
+    task: T,
+    meta: &JobMeta,
+    recorder: &Recorder,
+    started: Stamp,
+    watch: Option<Box<dyn Watch>>,
+) -> Invoked<T::Output> {
+    let current = Current {
+        watch,
+        deadline: meta.deadline,
+    };
+    let previous = CURRENT.with(|c| c.replace(Some(current)));
+    let traced = panic::catch_unwind(AssertUnwindSafe(|| {
+        run_traced(task, meta, recorder, started)
+    }));
+    // Restore, not clear: a task that waits inside rayon may run another task on this
+    // thread in the meantime.
+    let current = CURRENT.with(|c| c.replace(previous));
+    let watch = current.and_then(|c| c.watch);
+    let (outcome, ended) = match traced {
+        Ok(traced) => traced,
+        // The task's own panics are caught inside; this one came from around it.
+        Err(payload) => (Err(payload), time::stamp()),
+    };
+    let result = match outcome {
+        Ok(_) if meta.expired() => Err(meta.timed_out()),
+        Ok(value) => Ok(value),
+        Err(payload) => Err(Error::Panicked {
+            task: meta.name,
+            message: panic_message(payload.as_ref()),
+        }),
+    };
+    (result, watch, ended)
+}
+
+type Caught<O> = Result<O, Box<dyn Any + Send>>;
+
+/// The task inside its span, and the bookkeeping after it. Returns the task's own outcome
+/// and when it ended; a panic here is one from outside the task.
+fn run_traced<T: Task>(
+    task: T,
+    meta: &JobMeta,
+    recorder: &Recorder,
+    started: Stamp,
+) -> (Caught<T::Output>, Stamp) {
+    let wait = started.saturating_duration_since(meta.enqueued);
+    let span = tracing::info_span!(
+        parent: &meta.parent,
+        "offload.task",
+        task = meta.name,
+        wait_us = time::micros(wait),
+        run_us = tracing::field::Empty,
+    );
+    let outcome = panic::catch_unwind(AssertUnwindSafe(|| span.in_scope(move || task.run())));
+    let ended = time::stamp();
+    let run = ended.saturating_duration_since(started);
+    recorder.record(meta.name, wait, run);
+    span.record("run_us", time::micros(run));
+    if recorder.is_slow(run) {
+        span.in_scope(|| {
+            tracing::warn!(
+                task = meta.name,
+                run_ms = u64::try_from(run.as_millis()).unwrap_or(u64::MAX),
+                "slow task"
+            );
+        });
+    }
+    // Closed here, explicitly, so a panicking `on_close` is caught by `invoke`'s guard.
+    drop(span);
+    (outcome, ended)
+}
+
+/// The message of a panic payload, when it is a string.
+pub(crate) fn panic_message(payload: &(dyn Any + Send)) -> String {
+    if let Some(s) = payload.downcast_ref::<&str>() {
+        (*s).to_owned()
+    } else if let Some(s) = payload.downcast_ref::<String>() {
+        s.clone()
+    } else {
+        "<non-string panic payload>".to_owned()
+    }
+}
+
+/// Whether the task running on this thread should stop early: its caller dropped the future,
+/// or its timeout passed.
+///
+/// Long tasks call this between units of work and return early when it turns true; the
+/// caller is gone, so whatever they return is dropped. Outside a task it returns `false`.
+/// It reflects the task whose body runs on the current thread, so call it from the task's
+/// own code, not from closures it hands to `rayon` (those may run on other threads).
+///
+/// # Examples
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), offload::Error> {
+/// let pool = offload::Pool::builder().threads(1).build().expect("threads start");
+/// let rows_done = pool
+///     .run(|| {
+///         let mut done = 0;
+///         for _chunk in 0..1_000 {
+///             if offload::is_cancelled() {
+///                 break;
+///             }
+///             done += 1;
+///         }
+///         done
+///     })
+///     .await?;
+/// assert_eq!(rows_done, 1_000);
+/// assert!(!offload::is_cancelled());
+/// # Ok(())
+/// # }
+/// ```
+pub fn is_cancelled() -> bool {
+    CURRENT.with(|c| {
+        let Ok(current) = c.try_borrow() else {
+            return false;
+        };
+        current.as_ref().is_some_and(|cur| {
+            time::is_past(cur.deadline) || cur.watch.as_ref().is_some_and(|w| w.caller_gone())
+        })
+    })
+}

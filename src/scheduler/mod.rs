@@ -1,0 +1,273 @@
+//! The scheduler: admission, the bounded queues, the drainers that run jobs on the rayon
+//! threads, and shutdown.
+//!
+//! Admission reserves a slot in the state word ([`state`]), then the submitter pushes the job
+//! into the channel of its priority. A *drainer* is a rayon job that claims a queued task (a
+//! compare-and-swap on the word), pops the most urgent job, runs it, and loops until nothing
+//! is queued; at most `threads` drainers run at once, and admission starts one when fewer are
+//! active. Under load a task costs one swap on each side and no rayon spawn; a thread returns
+//! to rayon (where it can help a task's own `par_iter`) whenever the queue runs dry.
+//!
+//! The scheduler knows jobs, not tasks or handles: the front end (`backend.rs`) builds the job
+//! and the handle around an admission.
+
+mod state;
+
+use std::future::Future;
+use std::panic::{self, AssertUnwindSafe};
+use std::pin::Pin;
+use std::sync::atomic::{self, AtomicUsize, Ordering};
+use std::sync::{Arc, PoisonError, RwLock};
+use std::task::{Context, Poll};
+
+use crossbeam_channel::{Receiver, Sender, TrySendError};
+use crossbeam_utils::CachePadded;
+use event_listener::{Event, EventListener};
+use rayon::ThreadPool;
+
+use crate::countdown::Countdown;
+use crate::job::{self, Job};
+use crate::metrics::Recorder;
+use crate::priority::Priority;
+use crate::time;
+
+use state::Step;
+pub(crate) use state::{Load, MAX_QUEUE_CAPACITY, MAX_THREADS, Refusal, State};
+
+/// A reserved queue slot. Pass it to [`Scheduler::enqueue`] with the job: a slot that is
+/// never filled would keep a drainer waiting for it.
+#[derive(Debug)]
+#[must_use = "an admitted slot must be filled with `Scheduler::enqueue`"]
+pub(crate) struct Admission {
+    start_drainer: bool,
+}
+
+struct Queue {
+    tx: Sender<Job>,
+    rx: Receiver<Job>,
+}
+
+pub(crate) struct Scheduler {
+    state: State,
+    /// `run` futures waiting for queue room; drainers notify `room` only when there are any.
+    waiters: CachePadded<AtomicUsize>,
+    /// One channel per priority, highest first.
+    queues: [Queue; 3],
+    /// `None` once `shutdown` has joined the threads.
+    rayon: RwLock<Option<ThreadPool>>,
+    /// Notified when a queued task leaves the queue: room for a waiting `run`.
+    room: Event,
+    /// Notified when the last in-flight task of a closed pool ends.
+    idle: Event,
+    /// Counts the rayon threads down as they exit.
+    exits: Arc<Countdown>,
+    recorder: Arc<Recorder>,
+    capacity: u64,
+    threads: u64,
+}
+
+impl Scheduler {
+    /// A scheduler over `rayon`'s threads, which tick `exits` as they exit.
+    pub(crate) fn new(
+        rayon: ThreadPool,
+        exits: Arc<Countdown>,
+        capacity: usize,
+        recorder: Arc<Recorder>,
+    ) -> Scheduler {
+        let threads = rayon.current_num_threads();
+        let queue = || {
+            // The state word bounds admitted tasks, but a drainer claims a task before it pops
+            // one, so a channel can briefly hold one extra job per drainer.
+            let (tx, rx) = crossbeam_channel::bounded(capacity + threads);
+            Queue { tx, rx }
+        };
+        Scheduler {
+            state: State::default(),
+            waiters: CachePadded::new(AtomicUsize::new(0)),
+            queues: [queue(), queue(), queue()],
+            rayon: RwLock::new(Some(rayon)),
+            room: Event::new(),
+            idle: Event::new(),
+            exits,
+            recorder,
+            capacity: capacity as u64,
+            threads: threads as u64,
+        }
+    }
+
+    /// Reserves a queue slot and counts the task in flight.
+    pub(crate) fn admit(&self) -> Result<Admission, Refusal> {
+        let (start_drainer, load) = self.state.try_admit(self.capacity, self.threads)?;
+        self.recorder.load(load.queued, load.running);
+        Ok(Admission { start_drainer })
+    }
+
+    /// Queues `job` in the slot `admission` reserved, and starts a drainer if admission
+    /// asked for one.
+    pub(crate) fn enqueue(self: &Arc<Self>, admission: Admission, priority: Priority, job: Job) {
+        let queue = &self.queues[priority.queue_index()];
+        // The channel's room covers every admitted task (see `new`) and both ends live in
+        // `self`, so this never fails; if that bound were ever wrong, waiting for a drainer
+        // beats losing the job.
+        if let Err(TrySendError::Full(job)) = queue.tx.try_send(job) {
+            let _ = queue.tx.send(job);
+        }
+        if admission.start_drainer {
+            self.start_drainer();
+        }
+    }
+
+    fn start_drainer(self: &Arc<Self>) {
+        let rayon = self.rayon.read().unwrap_or_else(PoisonError::into_inner);
+        let this = Arc::clone(self);
+        match rayon.as_ref() {
+            Some(pool) => pool.spawn(move || this.drain()),
+            // Unreachable by construction (`shutdown` takes the threads only once nothing is
+            // in flight), but if it ever happened the task must still resolve.
+            None => this.drain(),
+        }
+    }
+
+    /// A drainer: claims and runs queued jobs, most urgent first, until none is left.
+    fn drain(&self) {
+        let mut finished = false;
+        let mut now = time::stamp();
+        loop {
+            // Each step retires the previous task (if any) and claims the next one, or
+            // retires the drainer when nothing is queued.
+            let (step, load, idle) = self
+                .state
+                .claim_next(std::mem::replace(&mut finished, true));
+            self.recorder.load(load.queued, load.running);
+            if idle {
+                self.idle.notify(usize::MAX);
+            }
+            let Step::Run { abandoned } = step else {
+                return;
+            };
+            let job = self.pop_claimed();
+            if self.waiters.load(Ordering::SeqCst) > 0 {
+                // Pairs with `RoomWait`: a waiter either sees the freed slot on its retry, or
+                // is counted here and gets the notification.
+                self.room.notify(1);
+            }
+            if abandoned {
+                job.abandon();
+                continue;
+            }
+            // Jobs run their tasks under their own panic guards; this one covers the rest,
+            // such as an output whose `Drop` panics, so the counts in the state word stay
+            // exact.
+            match panic::catch_unwind(AssertUnwindSafe(|| job.run(&self.recorder, now))) {
+                Ok(ended) => now = ended,
+                Err(payload) => {
+                    let message = job::panic_message(payload.as_ref());
+                    tracing::error!(%message, "offload: panic while finishing a task");
+                    now = time::stamp();
+                }
+            }
+        }
+    }
+
+    /// Pops a claimed job. Its submitter pushes right after admission, so if the queues look
+    /// empty the push is a moment away.
+    fn pop_claimed(&self) -> Job {
+        loop {
+            if let Some(job) = self.queues.iter().find_map(|q| q.rx.try_recv().ok()) {
+                return job;
+            }
+            std::thread::yield_now();
+        }
+    }
+
+    pub(crate) fn is_closed(&self) -> bool {
+        self.state.is_closed()
+    }
+
+    pub(crate) fn load(&self) -> Load {
+        self.state.load()
+    }
+
+    /// Refuses new tasks from now on; queued ones still run.
+    pub(crate) fn close(&self) {
+        self.state.close();
+        self.room.notify(usize::MAX);
+    }
+
+    /// The last pool handle is gone: queued tasks resolve as closed instead of running.
+    pub(crate) fn abandon(&self) {
+        self.state.abandon();
+        self.room.notify(usize::MAX);
+    }
+
+    /// Closes, waits until nothing is in flight, then joins the threads.
+    pub(crate) async fn shutdown(&self) {
+        self.close();
+        self.state.until_idle(&self.idle).await;
+        let rayon = self
+            .rayon
+            .write()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take();
+        // Dropping the rayon pool tells its threads to exit once idle; they are idle now.
+        drop(rayon);
+        self.exits.reached_zero().await;
+    }
+}
+
+impl std::fmt::Debug for Scheduler {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Scheduler")
+            .field("threads", &self.threads)
+            .field("capacity", &self.capacity)
+            .field("load", &self.load())
+            .field("closed", &self.is_closed())
+            .finish_non_exhaustive()
+    }
+}
+
+/// A submitter waiting for queue room, counted among the scheduler's waiters while it lasts
+/// (drainers notify only when someone waits). Call [`RoomWait::stop`] when done; dropping it
+/// stops too.
+#[derive(Debug, Default)]
+pub(crate) struct RoomWait {
+    waiting: Option<Arc<Scheduler>>,
+    listener: Option<EventListener>,
+}
+
+impl RoomWait {
+    /// `Ready` means: retry admission now. The first call registers and is ready at once, so
+    /// a slot freed between the failed attempt and the registration is not missed.
+    pub(crate) fn poll(&mut self, scheduler: &Arc<Scheduler>, cx: &mut Context<'_>) -> Poll<()> {
+        match &mut self.listener {
+            None => {
+                if self.waiting.is_none() {
+                    scheduler.waiters.fetch_add(1, Ordering::SeqCst);
+                    atomic::fence(Ordering::SeqCst);
+                    self.waiting = Some(Arc::clone(scheduler));
+                }
+                self.listener = Some(scheduler.room.listen());
+                Poll::Ready(())
+            }
+            Some(listener) => {
+                std::task::ready!(Pin::new(listener).poll(cx));
+                self.listener = None;
+                Poll::Ready(())
+            }
+        }
+    }
+
+    /// No longer waiting (admitted, refused for good, or timed out).
+    pub(crate) fn stop(&mut self) {
+        if let Some(scheduler) = self.waiting.take() {
+            scheduler.waiters.fetch_sub(1, Ordering::SeqCst);
+        }
+        self.listener = None;
+    }
+}
+
+impl Drop for RoomWait {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
