@@ -44,8 +44,12 @@ impl Options {
     }
 }
 
+/// Where the tasks run. Another backend is a variant here and an arm in each `match` below:
+/// `submit` (admit, then hand back a `TaskHandle`), `poll_room`, `close`, `shutdown`, `load`.
 enum Kind {
+    /// The scheduler and its rayon threads.
     Threads(Arc<Scheduler>),
+    /// The caller's thread, inside the handle's first poll.
     Inline(Arc<Inline>),
 }
 
