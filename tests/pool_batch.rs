@@ -6,32 +6,31 @@ mod support;
 
 use std::future::{Future, IntoFuture};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::task::{Context, Wake, Waker};
 use std::time::Duration;
 
 use futures::FutureExt;
 use offload::{Pool, Priority};
-use support::{Gate, PATIENCE, signal};
+use support::{Gate, PATIENCE, bounded, signal};
 
 #[tokio::test]
 async fn smoke() {
     let pool = support::pool(2, 64);
     // Uneven work, so tasks finish out of input order.
-    let results = pool
-        .run_all((0..200u64).map(|i| {
-            move || {
-                let mut x = i;
-                for k in 0..(200 - i) * 500 {
-                    x = std::hint::black_box(x ^ k) ^ k;
-                }
-                x
+    let results = bounded(pool.run_all((0..200u64).map(|i| {
+        move || {
+            let mut x = i;
+            for k in 0..(200 - i) * 500 {
+                x = std::hint::black_box(x ^ k) ^ k;
             }
-        }))
-        .await;
+            x
+        }
+    })))
+    .await;
     let values: Vec<u64> = results.into_iter().map(Result::unwrap).collect();
     assert_eq!(values, (0..200).collect::<Vec<_>>());
-    pool.shutdown().await;
+    bounded(pool.shutdown()).await;
     let m = pool.metrics();
     assert_eq!((m.submitted, m.completed), (200, 200));
     assert!(m.is_settled());
@@ -40,15 +39,16 @@ async fn smoke() {
 #[tokio::test]
 async fn panics_stay_in_their_own_slot() {
     let pool = support::pool(2, 64);
-    let results = pool
-        .run_all((0..30u32).map(|i| {
+    let results = bounded(
+        pool.run_all((0..30u32).map(|i| {
             move || {
                 assert!(i % 7 != 3, "planned panic {i}");
                 i
             }
         }))
-        .name("planned")
-        .await;
+        .name("planned"),
+    )
+    .await;
     for (i, r) in results.iter().enumerate() {
         match r {
             Ok(v) => assert_eq!(*v as usize, i),
@@ -60,35 +60,71 @@ async fn panics_stay_in_their_own_slot() {
             }
         }
     }
-    pool.shutdown().await;
+    bounded(pool.shutdown()).await;
     let m = pool.metrics();
     assert_eq!((m.completed, m.panicked), (26, 4));
     assert!(m.is_settled());
 }
 
+/// A batch of 300 through a queue of 4. Waiting tasks are counted from outside the queue's
+/// gauge (which admission itself caps): admitted (`submitted`) minus started (each task marks
+/// its start). With the one worker held by the first task the batch fills the queue and no
+/// more; while it drains, no task ever sees more than 4 admitted and not started.
 #[tokio::test]
 async fn a_batch_larger_than_the_queue_waits_for_room() {
-    let pool = support::pool(1, 4);
-    let peak = Arc::new(AtomicUsize::new(0));
-    let results = pool
+    const CAPACITY: u64 = 4;
+    let pool = support::pool(1, CAPACITY as usize);
+    let gate = Gate::new();
+    let started = Arc::new(AtomicU64::new(0));
+    let peak = Arc::new(AtomicU64::new(0));
+    let waiting = {
+        let (pool, started) = (pool.clone(), Arc::clone(&started));
+        move || pool.metrics().submitted - started.load(Ordering::SeqCst)
+    };
+    let mut batch = pool
         .run_all((0..300usize).map(|i| {
-            let (pool, peak) = (pool.clone(), Arc::clone(&peak));
+            let (gate, started, peak, waiting) = (
+                gate.clone(),
+                Arc::clone(&started),
+                Arc::clone(&peak),
+                waiting.clone(),
+            );
             move || {
-                peak.fetch_max(pool.queued(), Ordering::SeqCst);
+                started.fetch_add(1, Ordering::SeqCst);
+                peak.fetch_max(waiting(), Ordering::SeqCst);
+                if i == 0 {
+                    gate.wait();
+                }
                 i
             }
         }))
-        .await;
+        .into_future();
+    support::until(|| {
+        assert!(
+            support::poll_once(&mut batch).is_pending(),
+            "held by the gate"
+        );
+        pool.running() == 1 && pool.queued() == CAPACITY as usize
+    })
+    .await;
+    assert!(support::poll_once(&mut batch).is_pending());
+    assert_eq!(started.load(Ordering::SeqCst), 1);
+    assert_eq!(waiting(), CAPACITY, "admitted and not started, worker held");
+    gate.open();
+    let results = bounded(batch).await;
     assert_eq!(
         results.into_iter().map(Result::unwrap).collect::<Vec<_>>(),
         (0..300).collect::<Vec<_>>()
     );
     assert!(
-        peak.load(Ordering::SeqCst) <= 4,
-        "queue exceeded its capacity"
+        peak.load(Ordering::SeqCst) <= CAPACITY,
+        "queue exceeded its capacity: {} waiting",
+        peak.load(Ordering::SeqCst)
     );
-    pool.shutdown().await;
-    assert!(pool.metrics().is_settled());
+    bounded(pool.shutdown()).await;
+    let m = pool.metrics();
+    assert_eq!((m.submitted, m.completed), (300, 300));
+    assert!(m.is_settled());
 }
 
 #[tokio::test]
@@ -117,7 +153,7 @@ async fn dropping_the_batch_cancels_what_has_not_started() {
     first_started.wait();
     drop(batch);
     gate.open();
-    pool.shutdown().await;
+    bounded(pool.shutdown()).await;
     assert_eq!(ran.load(Ordering::SeqCst), 1, "only the running task ran");
     assert_eq!(saw_cancel.load(Ordering::SeqCst), 1, "it saw is_cancelled");
     let m = pool.metrics();
@@ -145,14 +181,11 @@ async fn at_the_timeout_finished_tasks_keep_their_values() {
             3
         }),
     ];
-    let results = pool
-        .run_all(tasks)
-        .timeout(Duration::from_millis(100))
-        .await;
+    let results = bounded(pool.run_all(tasks).timeout(Duration::from_millis(100))).await;
     assert_eq!(results[0], Ok(1));
     assert!(results[1].as_ref().unwrap_err().is_timeout());
     assert!(results[2].as_ref().unwrap_err().is_timeout());
-    pool.shutdown().await;
+    bounded(pool.shutdown()).await;
     assert_eq!(
         ran_third.load(Ordering::SeqCst),
         0,
@@ -168,17 +201,18 @@ async fn a_batch_can_time_out_while_waiting_for_queue_room() {
     let pool = support::pool(1, 1);
     let busy = support::occupy(&pool);
     let ran = Arc::new(AtomicUsize::new(0));
-    let results = pool
-        .run_all((0..3).map(|_| {
+    let results = bounded(
+        pool.run_all((0..3).map(|_| {
             let ran = Arc::clone(&ran);
             move || ran.fetch_add(1, Ordering::SeqCst)
         }))
-        .timeout(Duration::from_millis(50))
-        .await;
+        .timeout(Duration::from_millis(50)),
+    )
+    .await;
     // One task took the only queue slot, two never got in: all three time out.
     assert!(results.iter().all(|r| r.as_ref().unwrap_err().is_timeout()));
     busy.release().await;
-    pool.shutdown().await;
+    bounded(pool.shutdown()).await;
     assert_eq!(ran.load(Ordering::SeqCst), 0);
     let m = pool.metrics();
     assert_eq!((m.submitted, m.timed_out, m.completed), (4, 3, 1));
@@ -189,7 +223,7 @@ async fn a_batch_can_time_out_while_waiting_for_queue_room() {
 async fn a_closed_pool_refuses_the_whole_batch() {
     let pool = support::pool(1, 64);
     pool.close();
-    let results = pool.run_all((0..3).map(|i| move || i)).await;
+    let results = bounded(pool.run_all((0..3).map(|i| move || i))).await;
     assert_eq!(results.len(), 3);
     assert!(results.iter().all(|r| r.as_ref().unwrap_err().is_closed()));
     let m = pool.metrics();
@@ -199,7 +233,11 @@ async fn a_closed_pool_refuses_the_whole_batch() {
 #[tokio::test]
 async fn an_empty_batch_is_empty() {
     let pool = support::pool(1, 4);
-    assert!(pool.run_all(Vec::<fn() -> u8>::new()).await.is_empty());
+    assert!(
+        bounded(pool.run_all(Vec::<fn() -> u8>::new()))
+            .await
+            .is_empty()
+    );
 }
 
 #[tokio::test]
@@ -207,16 +245,17 @@ async fn an_inline_pool_runs_the_batch_on_the_calling_thread_in_order() {
     let pool = Pool::inline();
     let caller = std::thread::current().id();
     let order = Arc::new(std::sync::Mutex::new(Vec::new()));
-    let results = pool
-        .run_all((0..5).map(|i| {
+    let results = bounded(
+        pool.run_all((0..5).map(|i| {
             let order = Arc::clone(&order);
             move || {
                 order.lock().unwrap().push(i);
                 std::thread::current().id()
             }
         }))
-        .priority(Priority::High)
-        .await;
+        .priority(Priority::High),
+    )
+    .await;
     assert!(results.into_iter().all(|r| r.unwrap() == caller));
     assert_eq!(*order.lock().unwrap(), [0, 1, 2, 3, 4]);
 }
@@ -224,8 +263,7 @@ async fn an_inline_pool_runs_the_batch_on_the_calling_thread_in_order() {
 #[test]
 fn works_without_tokio() {
     let pool = support::pool(2, 8);
-    let results =
-        futures::executor::block_on(pool.run_all((1..=50u64).map(|n| move || n)).into_future());
+    let results = support::block_on(pool.run_all((1..=50u64).map(|n| move || n)));
     let sum: u64 = results.into_iter().map(Result::unwrap).sum();
     assert_eq!(sum, 50 * 51 / 2);
 }

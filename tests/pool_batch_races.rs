@@ -6,25 +6,13 @@
 mod support;
 
 use std::future::{Future, IntoFuture};
-use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::task::{Context, Poll, Waker};
+use std::task::Poll;
 use std::time::{Duration, Instant};
 
 use offload::{Error, Pool};
-use support::{Gate, PATIENCE};
-
-/// Awaits `fut`, failing the test instead of hanging.
-async fn bounded<F: Future>(fut: F) -> F::Output {
-    tokio::time::timeout(PATIENCE, fut)
-        .await
-        .expect("the batch never resolved")
-}
-
-fn poll_once<F: Future + Unpin>(fut: &mut F) -> Poll<F::Output> {
-    Pin::new(fut).poll(&mut Context::from_waker(Waker::noop()))
-}
+use support::{Gate, bounded, poll_once};
 
 /// Many small batches from concurrent callers through a tiny queue: the countdown keeps
 /// reaching zero between submissions; every batch still returns every result, in order.
@@ -38,7 +26,7 @@ fn smoke() {
     let pool = support::pool(2, 2);
     const CALLERS: u64 = 4;
     const BATCHES: u64 = 150;
-    runtime.block_on(async {
+    runtime.block_on(bounded(async {
         let joins: Vec<_> = (0..CALLERS)
             .map(|c| {
                 let pool = pool.clone();
@@ -53,10 +41,10 @@ fn smoke() {
             })
             .collect();
         for j in joins {
-            bounded(j).await.unwrap();
+            j.await.unwrap();
         }
         pool.shutdown().await;
-    });
+    }));
     let m = pool.metrics();
     let total: u64 = (0..CALLERS)
         .flat_map(|c| (0..BATCHES).map(move |b| (c * 7 + b) % 9))
@@ -98,7 +86,7 @@ async fn zero_between_submissions_is_not_the_end() {
     gate.open();
     let results = bounded(batch).await;
     assert_eq!(results, [Ok(0), Ok(1), Ok(2), Ok(3)]);
-    pool.shutdown().await;
+    bounded(pool.shutdown()).await;
     let m = pool.metrics();
     assert_eq!((m.submitted, m.completed), (4, 4));
     assert!(m.is_settled());
@@ -118,7 +106,7 @@ async fn closing_while_waiting_for_room_refuses_the_rest() {
     assert_eq!(&results[..2], [Ok(0), Ok(1)]);
     assert!(results[2..].iter().all(|r| r == &Err(Error::Closed)));
     assert_eq!(results.len(), 10);
-    pool.shutdown().await;
+    bounded(pool.shutdown()).await;
     let m = pool.metrics();
     assert_eq!((m.submitted, m.completed, m.rejected), (3, 3, 8));
     assert_eq!(m.cancelled, 0);
@@ -143,7 +131,7 @@ async fn dropping_while_waiting_for_room_counts_each_admitted_task_once() {
     busy.release().await;
     // The room it waited for is free for others: a plain run gets in at once.
     assert_eq!(bounded(pool.run(|| 7).into_future()).await, Ok(7));
-    pool.shutdown().await;
+    bounded(pool.shutdown()).await;
     assert_eq!(ran.load(Ordering::SeqCst), 0, "cancelled tasks never ran");
     let m = pool.metrics();
     assert_eq!(
@@ -165,22 +153,24 @@ async fn dropped_batches_reconcile_exactly() {
         let mut batch = pool
             .run_all((0..len).map(|k| move || std::hint::black_box(k * k)))
             .into_future();
+        let expected: Vec<_> = (0..len).map(|k| Ok(k * k)).collect();
         if round % 3 == 0 {
             for _ in 0..round % 5 {
                 // It may finish between two polls: then its values were delivered.
                 if let Poll::Ready(results) = poll_once(&mut batch) {
-                    finished_ok += results.iter().filter(|r| r.is_ok()).count() as u64;
+                    assert_eq!(results, expected);
+                    finished_ok += len;
                     break;
                 }
             }
             drop(batch);
         } else {
             let results = bounded(batch).await;
-            assert_eq!(results.len() as u64, len);
-            finished_ok += results.iter().filter(|r| r.is_ok()).count() as u64;
+            assert_eq!(results, expected);
+            finished_ok += len;
         }
     }
-    pool.shutdown().await;
+    bounded(pool.shutdown()).await;
     let m = pool.metrics();
     assert_eq!(m.completed, finished_ok, "{m:?}");
     assert_eq!(m.submitted, m.completed + m.cancelled, "{m:?}");
@@ -233,7 +223,7 @@ async fn timeouts_racing_completions_reconcile_exactly() {
             }
         }
     }
-    pool.shutdown().await;
+    bounded(pool.shutdown()).await;
     let _ = std::panic::take_hook();
     let m = pool.metrics();
     assert_eq!(m.submitted, total, "{m:?}");
@@ -254,12 +244,8 @@ async fn timeouts_racing_completions_reconcile_exactly() {
 /// Polling again after `Ready` panics with a clear message (as tokio's `JoinHandle` does)
 /// and neither delivers nor counts any result a second time.
 fn assert_repoll_panics<F: Future + Unpin>(batch: &mut F) {
-    let repoll = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| poll_once(batch)));
-    let message = repoll
-        .err()
-        .and_then(|p| p.downcast_ref::<&str>().map(|m| (*m).to_owned()));
     assert_eq!(
-        message.as_deref(),
+        support::repoll_panic(batch).as_deref(),
         Some("`RunAllFuture` polled after completion")
     );
 }
@@ -291,7 +277,7 @@ async fn polling_after_ready_delivers_nothing_twice() {
     assert_repoll_panics(&mut batch);
     gate.open();
     drop(batch);
-    pool.shutdown().await;
+    bounded(pool.shutdown()).await;
     let after = pool.metrics();
     assert_eq!(before.timed_out, after.timed_out);
     assert_eq!(after.submitted, after.completed + after.timed_out);
@@ -329,11 +315,10 @@ fn without_tokio_a_batch_waiting_for_room_still_times_out() {
     while start.elapsed() <= timeout {
         std::thread::yield_now();
     }
-    let (results, ()) =
-        futures::executor::block_on(async { futures::join!(&mut batch, busy.release()) });
+    let (results, ()) = support::block_on(async { futures::join!(&mut batch, busy.release()) });
     assert_eq!(results.len(), 3);
     assert!(results.iter().all(|r| r.as_ref().unwrap_err().is_timeout()));
-    futures::executor::block_on(pool.shutdown());
+    support::block_on(pool.shutdown());
     assert_eq!(ran.load(Ordering::SeqCst), 0);
     let m = pool.metrics();
     assert_eq!((m.submitted, m.completed, m.timed_out), (4, 1, 3));
@@ -345,13 +330,15 @@ fn without_tokio_a_batch_waiting_for_room_still_times_out() {
 async fn an_inline_batch_with_a_zero_timeout_runs_nothing() {
     let pool = Pool::inline();
     let ran = Arc::new(AtomicUsize::new(0));
-    let results = pool
-        .run_all((0..4).map(|_| {
+    let results = bounded(
+        pool.run_all((0..4).map(|_| {
             let ran = Arc::clone(&ran);
             move || ran.fetch_add(1, Ordering::SeqCst)
         }))
-        .timeout(Duration::ZERO)
-        .await;
+        .timeout(Duration::ZERO),
+    )
+    .await;
+    assert_eq!(results.len(), 4);
     assert!(results.iter().all(|r| r.as_ref().unwrap_err().is_timeout()));
     assert_eq!(ran.load(Ordering::SeqCst), 0);
     let m = pool.metrics();
@@ -364,17 +351,16 @@ async fn an_inline_batch_with_a_zero_timeout_runs_nothing() {
 #[tokio::test]
 async fn an_inline_batch_that_closes_its_pool_reconciles() {
     let pool = Pool::inline();
-    let results = pool
-        .run_all((0..4).map(|i| {
-            let pool = pool.clone();
-            move || {
-                if i == 1 {
-                    pool.close();
-                }
-                i
+    let results = bounded(pool.run_all((0..4).map(|i| {
+        let pool = pool.clone();
+        move || {
+            if i == 1 {
+                pool.close();
             }
-        }))
-        .await;
+            i
+        }
+    })))
+    .await;
     assert_eq!(&results[..2], [Ok(0), Ok(1)]);
     let ok = results.iter().filter(|r| r.is_ok()).count() as u64;
     let closed = results.iter().filter(|r| r == &&Err(Error::Closed)).count() as u64;
@@ -385,7 +371,7 @@ async fn an_inline_batch_that_closes_its_pool_reconciles() {
     assert!(m.is_settled());
     // Closed before the batch: refused, counted rejected, nothing submitted.
     let rejected = m.rejected;
-    let refused = pool.run_all([|| 9]).await;
+    let refused = bounded(pool.run_all([|| 9])).await;
     assert_eq!(refused, [Err(Error::Closed)]);
     assert_eq!(pool.metrics().rejected, rejected + 1);
     assert_eq!(pool.metrics().submitted, 4);
@@ -402,7 +388,7 @@ fn closing_under_concurrent_batches_reconciles_exactly() {
         .unwrap();
     for round in 0..20u64 {
         let pool = support::pool(2, 2);
-        let (ok, closed) = runtime.block_on(async {
+        let (ok, closed) = runtime.block_on(bounded(async {
             let joins: Vec<_> = (0..3u64)
                 .map(|c| {
                     let pool = pool.clone();
@@ -438,13 +424,13 @@ fn closing_under_concurrent_batches_reconciles_exactly() {
             pool.close();
             let mut totals = (0, 0);
             for j in joins {
-                let (ok, closed) = bounded(j).await.unwrap();
+                let (ok, closed) = j.await.unwrap();
                 totals.0 += ok;
                 totals.1 += closed;
             }
             pool.shutdown().await;
             totals
-        });
+        }));
         let m = pool.metrics();
         assert_eq!((m.submitted, m.completed), (ok, ok), "{m:?}");
         assert_eq!(m.rejected, closed, "{m:?}");
@@ -500,11 +486,15 @@ async fn a_panicking_subscriber_does_not_hang_the_batch() {
     tracing::subscriber::set_global_default(tracing_subscriber::registry().with(PanicOnEnter))
         .unwrap();
     let pool = support::pool(1, 4);
-    let outcome = tokio::time::timeout(
-        PATIENCE,
-        pool.run_all([|| 1u8, || 2]).name("boom").into_future(),
-    )
-    .await;
-    let results = outcome.expect("the batch hung: a job was left in the worker's thread-local");
-    assert!(results.iter().all(Result::is_err), "{results:?}");
+    let results = bounded(pool.run_all([|| 1u8, || 2]).name("boom")).await;
+    assert_eq!(results.len(), 2);
+    for r in &results {
+        let e = r.as_ref().unwrap_err();
+        assert!(e.is_panic(), "{e}");
+        assert_eq!(e.panic_message(), Some("subscriber failed on enter"));
+    }
+    bounded(pool.shutdown()).await;
+    let m = pool.metrics();
+    assert_eq!((m.submitted, m.panicked, m.completed), (2, 2, 0));
+    assert!(m.is_settled());
 }

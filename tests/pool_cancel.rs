@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use futures::FutureExt;
 use offload::Pool;
-use support::{Gate, signal};
+use support::{Gate, bounded, signal};
 
 fn flag() -> (Arc<AtomicBool>, impl Fn() -> bool) {
     let f = Arc::new(AtomicBool::new(false));
@@ -33,7 +33,7 @@ async fn smoke() {
     );
     drop(fut);
     busy.release().await;
-    pool.shutdown().await;
+    bounded(pool.shutdown()).await;
     assert!(!did_run(), "a future dropped while queued must never run");
     let m = pool.metrics();
     assert_eq!((m.submitted, m.cancelled, m.completed), (2, 1, 1));
@@ -50,9 +50,11 @@ async fn a_dropped_handle_cancels_its_queued_task() {
         .unwrap();
     drop(handle);
     busy.release().await;
-    pool.shutdown().await;
+    bounded(pool.shutdown()).await;
     assert!(!did_run());
-    assert_eq!(pool.metrics().cancelled, 1);
+    let m = pool.metrics();
+    assert_eq!((m.submitted, m.cancelled, m.completed), (2, 1, 1));
+    assert!(m.is_settled());
 }
 
 #[tokio::test]
@@ -76,30 +78,35 @@ async fn a_running_task_sees_is_cancelled_once_its_caller_leaves() {
     drop(handle);
     done.recv_timeout(support::PATIENCE)
         .expect("the task never saw the cancellation");
-    pool.shutdown().await;
-    assert_eq!(pool.metrics().cancelled, 1);
+    bounded(pool.shutdown()).await;
+    let m = pool.metrics();
+    assert_eq!((m.submitted, m.cancelled, m.completed), (1, 1, 0));
+    assert!(m.is_settled());
     assert!(!offload::is_cancelled(), "false outside tasks");
 }
 
+/// The caller gets the timeout while its task is still blocked: the gate opens only after
+/// the error has arrived, so the error cannot have waited for the task.
 #[tokio::test]
-async fn a_timeout_returns_at_once_while_the_task_still_runs() {
+async fn a_timeout_reaches_the_caller_while_the_task_is_still_blocked() {
     let pool = Pool::builder().threads(1).build().unwrap();
     let gate = Gate::new();
     let (started_tx, started) = signal();
     let (saw_tx, saw) = std::sync::mpsc::channel();
     let g = gate.clone();
-    let err = pool
-        .run(move || {
+    let err = bounded(
+        pool.run(move || {
             started_tx.send(()).unwrap();
             g.wait();
             saw_tx.send(offload::is_cancelled()).unwrap();
             7
         })
-        .timeout(Duration::from_millis(500))
-        .await
-        .unwrap_err();
-    // We are here while the task is still blocked on the gate: the timeout did not wait.
+        .timeout(Duration::from_millis(500)),
+    )
+    .await
+    .unwrap_err();
     started.wait();
+    assert_eq!(pool.running(), 1, "the task is still held by the gate");
     assert!(err.is_timeout(), "{err}");
     assert!(err.to_string().contains("timed out after 500ms"), "{err}");
     gate.open();
@@ -107,7 +114,7 @@ async fn a_timeout_returns_at_once_while_the_task_still_runs() {
         saw.recv_timeout(support::PATIENCE).unwrap(),
         "the task was told"
     );
-    pool.shutdown().await;
+    bounded(pool.shutdown()).await;
     let m = pool.metrics();
     assert_eq!((m.submitted, m.timed_out, m.completed), (1, 1, 0));
     assert!(m.is_settled());
@@ -118,44 +125,33 @@ async fn a_task_whose_timeout_passes_in_the_queue_never_runs() {
     let pool = Pool::builder().threads(1).build().unwrap();
     let busy = support::occupy(&pool);
     let (ran, did_run) = flag();
-    let err = pool
-        .run(move || ran.store(true, Ordering::SeqCst))
-        .timeout(Duration::from_millis(20))
-        .await
-        .unwrap_err();
-    assert!(err.is_timeout());
+    let err = bounded(
+        pool.run(move || ran.store(true, Ordering::SeqCst))
+            .timeout(Duration::from_millis(20)),
+    )
+    .await
+    .unwrap_err();
+    assert!(err.is_timeout(), "{err}");
     busy.release().await;
-    pool.shutdown().await;
+    bounded(pool.shutdown()).await;
     assert!(!did_run());
-    assert_eq!(pool.metrics().timed_out, 1);
+    let m = pool.metrics();
+    assert_eq!(
+        (m.submitted, m.completed, m.timed_out, m.cancelled),
+        (2, 1, 1, 0)
+    );
+    assert!(m.is_settled());
 }
 
 #[tokio::test]
 async fn a_task_that_beats_its_timeout_returns_its_value() {
     let pool = Pool::builder().threads(1).build().unwrap();
-    let out = pool.run(|| 5).timeout(Duration::from_secs(30)).await;
+    let out = bounded(pool.run(|| 5).timeout(Duration::from_secs(30))).await;
     assert_eq!(out, Ok(5));
-}
-
-#[test]
-fn without_tokio_the_pool_enforces_the_timeout() {
-    let pool = Pool::builder().threads(1).build().unwrap();
-    let busy = support::occupy(&pool);
-    let (ran, did_run) = flag();
-    let handle = pool
-        .run(move || ran.store(true, Ordering::SeqCst))
-        .timeout(Duration::from_millis(1))
-        .try_submit()
-        .unwrap();
-    // Let the deadline pass while the task is queued, without any timer: the worker checks.
-    let deadline = std::time::Instant::now() + Duration::from_millis(1);
-    while std::time::Instant::now() <= deadline {
-        std::thread::yield_now();
-    }
-    futures::executor::block_on(busy.release());
-    let err = futures::executor::block_on(handle).unwrap_err();
-    assert!(err.is_timeout());
-    assert!(!did_run());
+    bounded(pool.shutdown()).await;
+    let m = pool.metrics();
+    assert_eq!((m.submitted, m.completed, m.timed_out), (1, 1, 0));
+    assert!(m.is_settled());
 }
 
 #[tokio::test]
@@ -163,15 +159,13 @@ async fn a_full_queue_wait_also_times_out() {
     let pool = support::pool(1, 1);
     let busy = support::occupy(&pool);
     let queued = pool.try_run(|| ()).unwrap();
-    let err = pool
-        .run(|| ())
-        .timeout(Duration::from_millis(20))
+    let err = bounded(pool.run(|| ()).timeout(Duration::from_millis(20)))
         .await
         .unwrap_err();
-    assert!(err.is_timeout());
+    assert!(err.is_timeout(), "{err}");
     busy.release().await;
-    queued.await.unwrap();
-    pool.shutdown().await;
+    bounded(queued).await.unwrap();
+    bounded(pool.shutdown()).await;
     let m = pool.metrics();
     assert_eq!((m.submitted, m.completed, m.timed_out), (3, 2, 1));
     assert!(m.is_settled());

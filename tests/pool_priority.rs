@@ -6,6 +6,7 @@ mod support;
 use std::sync::{Arc, Mutex};
 
 use offload::Priority;
+use support::bounded;
 
 fn recorder() -> (Arc<Mutex<Vec<String>>>, impl Fn(String) + Clone) {
     let log = Arc::new(Mutex::new(Vec::new()));
@@ -36,9 +37,12 @@ async fn smoke() {
             .unwrap(),
     );
     busy.release().await;
-    for h in handles {
-        h.await.unwrap();
-    }
+    bounded(async {
+        for h in handles {
+            h.await.unwrap();
+        }
+    })
+    .await;
     let log = log.lock().unwrap();
     assert_eq!(log.len(), 301);
     assert_eq!(log[0], "high", "the High task must start next");
@@ -67,9 +71,12 @@ async fn priorities_order_high_then_normal_then_low() {
         );
     }
     busy.release().await;
-    for h in handles {
-        h.await.unwrap();
-    }
+    bounded(async {
+        for h in handles {
+            h.await.unwrap();
+        }
+    })
+    .await;
     let log = log.lock().unwrap().join(" ");
     assert_eq!(
         log,

@@ -146,10 +146,13 @@ fn smoke() {
                 }
             }));
         }
-        for j in joins {
-            j.await.unwrap();
-        }
-        pool.shutdown().await;
+        support::bounded(async {
+            for j in joins {
+                j.await.unwrap();
+            }
+            pool.shutdown().await;
+        })
+        .await;
     });
 
     let m = pool.metrics();

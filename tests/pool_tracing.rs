@@ -1,6 +1,8 @@
 //! Each task runs in a span under the caller's span; slow tasks log a warning.
 #![allow(clippy::unwrap_used)]
 
+mod support;
+
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -74,7 +76,7 @@ fn smoke() {
     let capture = capture();
     let pool = Pool::builder().threads(1).build().unwrap();
     let request = tracing::info_span!("request", id = 7);
-    futures::executor::block_on(
+    support::block_on(
         async {
             pool.run(|| tracing::info!("resizing"))
                 .name("resize")
@@ -106,7 +108,7 @@ fn slow_tasks_log_a_warning_with_name_and_duration() {
         .slow_task_threshold(Duration::from_millis(50))
         .build()
         .unwrap();
-    futures::executor::block_on(async {
+    support::block_on(async {
         pool.run(|| ()).name("quick").await.unwrap();
         pool.run(|| {
             let until = std::time::Instant::now() + Duration::from_millis(120);

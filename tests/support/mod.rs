@@ -1,12 +1,85 @@
-//! Helpers shared by the pool tests: gates that hold a worker thread, and signals.
+//! Helpers shared by the pool tests: gates that hold a worker thread, signals, and bounds
+//! that turn a hang into a test failure.
 #![allow(dead_code, unreachable_pub, clippy::unwrap_used)]
 
+use std::future::{Future, IntoFuture};
+use std::pin::{Pin, pin};
 use std::sync::mpsc;
 use std::sync::{Arc, Condvar, Mutex};
-use std::time::Duration;
+use std::task::{Context, Poll, Waker};
+use std::time::{Duration, Instant};
+
+use futures::future::{self, Either};
 
 /// Long enough never to fire on a healthy run; turns a hang into a test failure.
 pub const PATIENCE: Duration = Duration::from_secs(30);
+
+/// Awaits `fut`, failing the test if it has not resolved after `PATIENCE` of real time.
+///
+/// The bound is a watchdog thread, not a tokio timer, so it works under any executor and in
+/// tests with paused tokio time (where a tokio timeout would fire as soon as the runtime
+/// idles, since paused time jumps to the next timer).
+pub async fn bounded<F: IntoFuture>(fut: F) -> F::Output {
+    let (stop, stopped) = mpsc::channel::<()>();
+    let (fire, fired) = futures::channel::oneshot::channel::<()>();
+    std::thread::spawn(move || {
+        // Dropping `stop` (the future resolved) ends the wait early without firing.
+        if stopped.recv_timeout(PATIENCE) == Err(mpsc::RecvTimeoutError::Timeout) {
+            let _ = fire.send(());
+        }
+    });
+    let fut = pin!(fut.into_future());
+    let out = match future::select(fut, fired).await {
+        Either::Left((out, _)) => out,
+        Either::Right(_) => panic!("still waiting after {PATIENCE:?}: a hang"),
+    };
+    drop(stop);
+    out
+}
+
+/// `futures::executor::block_on` (no tokio anywhere), failing the test after `PATIENCE`.
+pub fn block_on<F: IntoFuture>(fut: F) -> F::Output {
+    futures::executor::block_on(bounded(fut))
+}
+
+/// Blocks the calling thread until `done` holds, checking every millisecond of real time;
+/// fails the test after `PATIENCE`. For tests that must not yield to their runtime (paused
+/// tokio time) or run without one.
+pub fn wait_for(mut done: impl FnMut() -> bool) {
+    let give_up = Instant::now() + PATIENCE;
+    while !done() {
+        assert!(Instant::now() < give_up, "condition never held");
+        std::thread::sleep(Duration::from_millis(1));
+    }
+}
+
+/// Polls `done` every 2 ms until it holds; fails the test after `PATIENCE` instead of hanging.
+/// Needs a tokio runtime with real (not paused) time.
+pub async fn until(mut done: impl FnMut() -> bool) {
+    tokio::time::timeout(PATIENCE, async {
+        while !done() {
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+    })
+    .await
+    .expect("condition never held");
+}
+
+/// Polls `fut` once with a waker that does nothing: the test decides when to poll again.
+pub fn poll_once<F: Future + Unpin>(fut: &mut F) -> Poll<F::Output> {
+    Pin::new(fut).poll(&mut Context::from_waker(Waker::noop()))
+}
+
+/// Polls a future that already returned `Ready` and returns the message it panicked with
+/// (`None` if it did not panic, or panicked with a non-string payload).
+pub fn repoll_panic<F: Future + Unpin>(fut: &mut F) -> Option<String> {
+    let repoll = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| poll_once(fut)));
+    let payload = repoll.err()?;
+    payload
+        .downcast_ref::<&str>()
+        .map(|m| (*m).to_owned())
+        .or_else(|| payload.downcast_ref::<String>().cloned())
+}
 
 /// Holds tasks until opened, so tests control exactly when a worker frees up.
 #[derive(Clone, Default)]
@@ -65,12 +138,17 @@ pub struct Occupied {
 }
 
 impl Occupied {
-    /// Opens the gate and waits for the holding tasks to finish.
+    /// Opens the gate and waits (bounded, under any executor) for the holding tasks to
+    /// finish.
     pub async fn release(self) {
         self.gate.open();
-        for h in self.handles {
-            h.await.unwrap();
-        }
+        let handles = self.handles;
+        bounded(async move {
+            for h in handles {
+                h.await.unwrap();
+            }
+        })
+        .await;
     }
 }
 
@@ -105,15 +183,4 @@ pub fn occupy(pool: &offload::Pool) -> Occupied {
         started.wait();
     }
     Occupied { gate, handles }
-}
-
-/// Polls `done` every 2 ms until it holds; fails the test after `PATIENCE` instead of hanging.
-pub async fn until(mut done: impl FnMut() -> bool) {
-    tokio::time::timeout(PATIENCE, async {
-        while !done() {
-            tokio::time::sleep(Duration::from_millis(2)).await;
-        }
-    })
-    .await
-    .expect("condition never held");
 }
