@@ -9,6 +9,7 @@ use std::collections::HashMap;
 
 use metrics_util::debugging::{DebugValue, DebuggingRecorder};
 use offload::Pool;
+use support::bounded;
 
 /// `name{label=value,...}` for each series, with its value.
 fn series(snapshot: metrics_util::debugging::Snapshot) -> HashMap<String, DebugValue> {
@@ -25,12 +26,6 @@ fn series(snapshot: metrics_util::debugging::Snapshot) -> HashMap<String, DebugV
             (format!("{}{{{}}}", key.name(), labels.join(",")), value)
         })
         .collect()
-}
-
-async fn bounded<F: std::future::Future>(f: F) -> F::Output {
-    tokio::time::timeout(support::PATIENCE, f)
-        .await
-        .expect("waited longer than PATIENCE")
 }
 
 fn counter(series: &HashMap<String, DebugValue>, key: &str) -> u64 {
