@@ -1,12 +1,13 @@
 //! EXIF orientation is applied and metadata is not copied.
 #![allow(clippy::unwrap_used)]
 
-#[path = "support/thumbnail.rs"]
+// Each test binary uses only some of the shared helpers.
+#[allow(dead_code)]
 mod support;
 
 use image::metadata::Orientation;
 use offload_tasks::thumbnail::{Format, Thumbnail};
-use support::{
+use support::thumbnail::{
     classify, decode, jpeg, quadrant_colours, quadrants, stored_for, with_exif_orientation,
 };
 
@@ -62,12 +63,16 @@ fn orientation_applies_with_cover_and_exact() {
     let upright = quadrants(300, 100);
     let stored = stored_for(&upright, Orientation::Rotate270);
     let src = with_exif_orientation(&jpeg(&stored), 8);
+    // The centre square of the upright 300x100 still has the four colours in its corners;
+    // the centre of the unrotated 100x300 would not.
     let out = Thumbnail::fit(src.clone(), 60, 60)
         .cover()
         .format(Format::Png)
         .run()
         .unwrap();
     assert_eq!((out.width, out.height), (60, 60));
+    let names = quadrant_colours(&decode(&out.bytes)).map(classify);
+    assert_eq!(names, ["red", "green", "blue", "white"], "cover");
     let out = Thumbnail::fit(src, 90, 20)
         .exact()
         .format(Format::Png)
@@ -75,7 +80,7 @@ fn orientation_applies_with_cover_and_exact() {
         .unwrap();
     assert_eq!((out.width, out.height), (90, 20));
     let names = quadrant_colours(&decode(&out.bytes)).map(classify);
-    assert_eq!(names, ["red", "green", "blue", "white"]);
+    assert_eq!(names, ["red", "green", "blue", "white"], "exact");
 }
 
 #[test]
@@ -86,6 +91,9 @@ fn invalid_orientation_value_is_ignored() {
         .run()
         .unwrap();
     assert_eq!((out.width, out.height), (100, 50));
+    // Ignored, not read as some flip or half turn, which keep the size but move the colours.
+    let names = quadrant_colours(&decode(&out.bytes)).map(classify);
+    assert_eq!(names, ["red", "green", "blue", "white"]);
 }
 
 #[test]
