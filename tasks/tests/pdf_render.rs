@@ -17,6 +17,13 @@ fn report(rows: &[synth::Row]) -> Report {
     ReportTask::from_csv(synth::to_csv(rows)).run().unwrap()
 }
 
+/// A report of `rows` followed by their transactions table, generated at [`TIME`].
+fn with_transactions(title: &str, rows: &[synth::Row]) -> PdfReportTask {
+    PdfReportTask::new(title, report(rows))
+        .generated_at(TIME)
+        .table(transactions_table(rows))
+}
+
 #[test]
 fn smoke() {
     let rows = synth::rows(50, 1);
@@ -39,11 +46,7 @@ fn smoke() {
 #[test]
 fn thousand_row_table_paginates_with_headers_and_footers() {
     let rows = synth::rows(1000, 2);
-    let pdf = PdfReportTask::new("Sales", report(&rows))
-        .generated_at(TIME)
-        .table(transactions_table(&rows))
-        .run()
-        .unwrap();
+    let pdf = with_transactions("Sales", &rows).run().unwrap();
     let texts = page_texts(&pdf.bytes);
     let n = texts.len();
     assert_eq!(n as u32, pdf.pages);
@@ -182,9 +185,7 @@ fn text_helvetica_cannot_show_is_never_silent() {
 #[test]
 fn output_is_deterministic_given_the_time() {
     let rows = synth::rows(500, 6);
-    let task = PdfReportTask::new("Same", report(&rows))
-        .generated_at(TIME)
-        .table(transactions_table(&rows));
+    let task = with_transactions("Same", &rows);
     let a = task.clone().run().unwrap();
     let b = task.clone().run().unwrap();
     assert!(a.bytes == b.bytes, "same input, same bytes");
@@ -196,9 +197,7 @@ fn output_is_deterministic_given_the_time() {
 #[test]
 fn uncompressed_output_has_the_same_text() {
     let rows = synth::rows(200, 7);
-    let task = PdfReportTask::new("Raw", report(&rows))
-        .generated_at(TIME)
-        .table(transactions_table(&rows));
+    let task = with_transactions("Raw", &rows);
     let packed = task.clone().run().unwrap();
     let raw = task.compress(false).run().unwrap();
     assert!(raw.bytes.len() > packed.bytes.len());
@@ -244,9 +243,7 @@ fn bad_tables_and_limits_are_typed_errors() {
 #[test]
 fn runs_on_the_pool() {
     let rows = synth::rows(300, 9);
-    let task = PdfReportTask::new("Pooled", report(&rows))
-        .generated_at(TIME)
-        .table(transactions_table(&rows));
+    let task = with_transactions("Pooled", &rows);
     let inline = task.clone().run().unwrap();
     let pool = Pool::builder().threads(2).build().unwrap();
     let pooled = support::block_on(pool.run(task)).unwrap().unwrap();

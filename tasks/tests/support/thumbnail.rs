@@ -50,8 +50,17 @@ pub(crate) fn quadrants(w: u32, h: u32) -> RgbImage {
     })
 }
 
+/// What [`quadrant_names`] gives for [`quadrants`] shown the right way up.
+pub(crate) const UPRIGHT: [&str; 4] = ["red", "green", "blue", "white"];
+
+/// The nearest quadrant colour at the centre of each quadrant of a decoded output:
+/// [top-left, top-right, bottom-left, bottom-right].
+pub(crate) fn quadrant_names(bytes: &[u8]) -> [&'static str; 4] {
+    quadrant_colours(&decode(bytes)).map(classify)
+}
+
 /// The colour at the centre of each quadrant: [top-left, top-right, bottom-left, bottom-right].
-pub(crate) fn quadrant_colours(img: &RgbaImage) -> [[u8; 3]; 4] {
+fn quadrant_colours(img: &RgbaImage) -> [[u8; 3]; 4] {
     let (w, h) = img.dimensions();
     let at = |x: u32, y: u32| {
         let p = img.get_pixel(x, y).0;
