@@ -1,6 +1,5 @@
-//! What more than one bench needs.
-// Each bench uses a part of this module.
-#![allow(dead_code)]
+//! The dispatch bench's helpers: a stand-in for task code and the caller's runtime (the task
+//! crate's benches keep their own copy in `tasks/benches/common`).
 
 use std::hint::black_box;
 

@@ -5,9 +5,9 @@
 #
 # Creates a venv in scripts/report-vs-polars/.venv (gitignored) on first use, writes the
 # seeded CSV to scripts/report-vs-polars/data/ (gitignored), times each Python engine
-# (median of 7, file read included), then runs `cargo bench --bench report` on the same
-# file and prints the Rust medians (pool with 1 and 2 threads) from criterion's estimates,
-# with the two-thread speed-up of a perfectly parallel loop measured in the same run.
+# (median of 7, file read included), then runs `cargo bench -p offload-tasks --bench report`
+# on the same file and prints the Rust medians (pool with 1 and 2 threads) from criterion's
+# estimates, with the two-thread speed-up of a perfectly parallel loop measured in the same run.
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 root="$(cd "$here/../.." && pwd)"
@@ -30,7 +30,7 @@ for t in 1 2; do
 done
 
 cd "$root"
-REPORT_CSV="$csv" cargo bench --bench report -- --noplot > "$here/data/cargo-bench.log" 2>&1
+REPORT_CSV="$csv" cargo bench -p offload-tasks --bench report -- --noplot > "$here/data/cargo-bench.log" 2>&1
 "$here/.venv/bin/python" - <<'PY'
 import json
 def median(group, t):

@@ -7,7 +7,7 @@
 # `turbojpeg`) when cmake and nasm are installed.
 # Needs Node >= 18 for sharp (installed on first run into ./scratch, gitignored); without
 # Node only the Rust side runs. Photos: ../shared/images/Kleiber_by_Lukas_Baubkus.jpg beside
-# the repository (6028x3391) and tests/fixtures/images/seeding_1920x1280.jpg.
+# the repository (6028x3391) and tasks/tests/fixtures/images/seeding_1920x1280.jpg.
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 root="$(cd "$here/../.." && pwd)"
@@ -16,7 +16,7 @@ secs="${1:-10}"
 photos=()
 big="$root/../shared/images/Kleiber_by_Lukas_Baubkus.jpg"
 if [[ -f "$big" ]]; then photos+=("$big"); else echo "skipping 6028x3391: $big not found"; fi
-photos+=("$root/tests/fixtures/images/seeding_1920x1280.jpg")
+photos+=("$root/tasks/tests/fixtures/images/seeding_1920x1280.jpg")
 
 echo "== machine: $(nproc) cores, load: $(cut -d' ' -f1-3 /proc/loadavg)"
 
@@ -35,10 +35,10 @@ fi
 
 echo "== offload-tasks (criterion; thrpt is thumbnails/s, middle value is the estimate)"
 cd "$root"
-cargo bench --bench thumbnail -- --measurement-time "$secs" 2>&1 |
+cargo bench -p offload-tasks --bench thumbnail -- --measurement-time "$secs" 2>&1 |
   grep -E '^thumbnail/|thrpt:'
 if command -v cmake >/dev/null 2>&1 && command -v nasm >/dev/null 2>&1; then
-  cargo bench --bench thumbnail --features offload-tasks/turbojpeg -- --measurement-time "$secs" 2>&1 |
+  cargo bench -p offload-tasks --bench thumbnail --features turbojpeg -- --measurement-time "$secs" 2>&1 |
     grep -E '^thumbnail/|thrpt:'
 else
   echo "== cmake or nasm not found: skipping the libjpeg-turbo build"

@@ -1,4 +1,4 @@
-// Thumbnails per second with sharp (libvips), the same job as benches/thumbnail.rs:
+// Thumbnails per second with sharp (libvips), the same job as tasks/benches/thumbnail.rs:
 // decode a JPEG, apply EXIF orientation, fit inside 256x256 without enlarging, JPEG quality 80.
 //
 // Usage: UV_THREADPOOL_SIZE=<n> node sharp-bench.mjs <inflight> <seconds> <photo>...

@@ -1,5 +1,7 @@
 //! CPU-heavy tasks for [`offload`]: image thumbnails, report aggregation and PDF reports.
 
+// Crate-private: the date arithmetic `report` and `pdf` share.
+mod calendar;
 pub mod pdf;
 pub mod report;
 pub mod thumbnail;

@@ -42,6 +42,8 @@
 //! ```
 
 mod layout;
+#[doc(hidden)]
+pub mod synth;
 mod text;
 
 use offload::Task;
@@ -51,6 +53,7 @@ use thiserror::Error;
 
 use self::layout::{Align, ColumnSpec, Flow, PAGE_H, PAGE_W};
 use self::text::sanitize;
+use crate::calendar;
 use crate::report::{Money, Period, Report};
 
 /// Most bars the chart draws (the first [`Report::top_categories`]); more would not fit on a
@@ -517,9 +520,9 @@ fn format_time(unix: i64) -> String {
     let secs = unix.rem_euclid(86_400);
     match i32::try_from(days) {
         Ok(d) => {
-            let (y, m, day) = crate::report::date::civil_from_days(d);
             format!(
-                "{y:04}-{m:02}-{day:02} {:02}:{:02}:{:02} UTC",
+                "{} {:02}:{:02}:{:02} UTC",
+                calendar::iso_date(d),
                 secs / 3600,
                 secs / 60 % 60,
                 secs % 60

@@ -13,12 +13,13 @@ use std::hash::{BuildHasher, Hasher};
 
 use rayon::prelude::*;
 
-use super::date::{parse_iso_date, period_key, period_label};
 use super::error::{ReportError, RowErrorKind};
+use super::period::{period_key, period_label};
 use super::types::{
     CategoryStats, GroupStats, Limits, Money, OnBadRow, Period, PeriodStats, Report, Summary,
     TopCategory,
 };
+use crate::calendar::parse_iso_date;
 
 /// What the caller asked for, shared by the CSV and JSON front ends.
 #[derive(Debug, Clone, Copy)]

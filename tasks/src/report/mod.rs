@@ -54,9 +54,9 @@
 
 mod agg;
 mod csv;
-pub(crate) mod date;
 mod error;
 mod json;
+mod period;
 #[doc(hidden)]
 pub mod synth;
 mod types;

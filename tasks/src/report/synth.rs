@@ -4,6 +4,8 @@
 
 use std::fmt::Write as _;
 
+use crate::calendar;
+
 /// Category names; some need CSV quoting.
 pub const CATEGORIES: [&str; 24] = [
     "Books, Music",
@@ -83,10 +85,10 @@ impl SplitMix {
 /// `rows` transactions between 2024-01-01 and 2025-12-31, fully determined by `seed`.
 pub fn rows(rows: usize, seed: u64) -> Vec<Row> {
     let mut rng = SplitMix(seed);
-    let start = super::date::days_from_civil(2024, 1, 1);
+    let start = calendar::days_from_civil(2024, 1, 1);
     (0..rows)
         .map(|_| {
-            let (y, m, d) = super::date::civil_from_days(start + rng.below(731) as i32);
+            let date = calendar::iso_date(start + rng.below(731) as i32);
             let category = CATEGORIES[rng.below(24) as usize];
             let region = REGIONS[rng.below(6) as usize];
             let description = DESCRIPTIONS[rng.below(8) as usize];
@@ -96,7 +98,7 @@ pub fn rows(rows: usize, seed: u64) -> Vec<Row> {
             }
             let unit_price_cents = 50 + rng.below(99_950) as i64;
             Row {
-                date: format!("{y:04}-{m:02}-{d:02}"),
+                date,
                 category,
                 region,
                 description,
@@ -168,29 +170,4 @@ pub fn to_json(rows: &[Row]) -> Vec<u8> {
 /// `to_csv(&rows(rows, seed))`: the benchmark file (1,000,000 rows is about 50 MB).
 pub fn csv(rows: usize, seed: u64) -> Vec<u8> {
     to_csv(&self::rows(rows, seed))
-}
-
-/// The rows as a six-column transactions table for a PDF report.
-pub fn transactions_table(rows: &[Row]) -> crate::pdf::Table {
-    use crate::pdf::{Column, Table};
-    let columns = vec![
-        Column::left("Date"),
-        Column::left("Category").weight(1.4),
-        Column::left("Region"),
-        Column::left("Description").weight(1.6),
-        Column::right("Qty").weight(0.5),
-        Column::right("Unit price"),
-    ];
-    let mut table = Table::new("Transactions", columns);
-    for r in rows {
-        table.rows.push(vec![
-            r.date.clone(),
-            r.category.to_owned(),
-            r.region.to_owned(),
-            r.description.to_owned(),
-            r.quantity.to_string(),
-            crate::report::Money(r.unit_price_cents).to_string(),
-        ]);
-    }
-    table
 }

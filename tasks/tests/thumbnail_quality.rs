@@ -1,13 +1,14 @@
 //! Output quality against a Lanczos3 resize of the full-resolution decode.
 #![allow(clippy::unwrap_used)]
 
-#[path = "support/thumbnail.rs"]
+// Each test binary uses only some of the shared helpers.
+#[allow(dead_code)]
 mod support;
 
 use image::imageops::{self, FilterType};
 use image::{GrayImage, Luma};
 use offload_tasks::thumbnail::{Format, Thumbnail};
-use support::{decode, encode, fixture, psnr};
+use support::thumbnail::{decode, encode, fixture, psnr};
 
 /// Lanczos3 of the full decode by a different library (`image`), the reference.
 fn reference(src: &[u8], w: u32, h: u32) -> image::RgbaImage {

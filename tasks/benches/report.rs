@@ -1,6 +1,6 @@
 //! Report task on a 1,000,000-row (~50 MB) CSV: one pool thread versus two.
 //!
-//! `cargo bench --bench report`. Set `REPORT_CSV=/path/file.csv` to measure a given file
+//! `cargo bench -p offload-tasks --bench report`. Set `REPORT_CSV=/path/file.csv` to measure a given file
 //! (the comparison script in `scripts/report-vs-polars/` does, so both sides read the same
 //! bytes); otherwise the file is generated with the same seeded generator.
 //!
@@ -53,6 +53,16 @@ fn report(c: &mut Criterion) {
     group.finish();
 }
 
+/// `rounds` rounds of integer work (about 0.47 ns each here), deterministic and not
+/// optimised away: the same stand-in for task code as the core crate's dispatch bench.
+fn spin(rounds: u64) -> u64 {
+    let mut x = black_box(0x9E37_79B9_7F4A_7C15_u64);
+    for i in 0..black_box(rounds) {
+        x = x.rotate_left(7) ^ i.wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    }
+    x
+}
+
 fn parallel_ceiling(c: &mut Criterion) {
     use rayon::prelude::*;
     let rt = common::caller_runtime();
@@ -66,7 +76,7 @@ fn parallel_ceiling(c: &mut Criterion) {
                     .run(|| {
                         (0..800)
                             .into_par_iter()
-                            .map(|_| common::spin(200_000))
+                            .map(|_| spin(200_000))
                             .reduce(|| 0, |a, b| a ^ b)
                     })
                     .await

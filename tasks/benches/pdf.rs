@@ -2,7 +2,7 @@
 //! (20 A4 pages), eight documents per iteration on a pool of one thread versus two, with
 //! compressed (the default) and uncompressed streams.
 //!
-//! `cargo bench --bench pdf`. Throughput is in documents per second.
+//! `cargo bench -p offload-tasks --bench pdf`. Throughput is in documents per second.
 
 mod common;
 
@@ -12,6 +12,7 @@ use std::hint::black_box;
 use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
 use offload::Pool;
 use offload_tasks::pdf::PdfReportTask;
+use offload_tasks::pdf::synth::transactions_table;
 use offload_tasks::report::{ReportTask, synth};
 
 const DOCS: usize = 8;
@@ -21,7 +22,7 @@ fn task() -> PdfReportTask {
     let report = ReportTask::from_csv(synth::to_csv(&rows))
         .compute()
         .expect("valid csv");
-    let table = synth::transactions_table(&rows);
+    let table = transactions_table(&rows);
     PdfReportTask::new("Sales report", report)
         .generated_at(1_764_000_000)
         .table(table)

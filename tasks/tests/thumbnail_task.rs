@@ -1,20 +1,20 @@
 //! The thumbnail as an offload task: name, serde, pool and inline runs.
 #![allow(clippy::unwrap_used)]
 
-#[path = "support/thumbnail.rs"]
+// Each test binary uses only some of the shared helpers.
+#[allow(dead_code)]
 mod support;
 
 use offload::{Pool, Task};
 use offload_tasks::thumbnail::{Fit, Format, Limits, Thumbnail, ThumbnailOptions, thumbnail};
 use offload_tasks::{ThumbnailError, ThumbnailOutput};
-use support::{decode, fixture};
+use support::thumbnail::{decode, fixture};
+use support::within;
 
 #[tokio::test]
 async fn smoke() -> Result<(), Box<dyn std::error::Error>> {
     let pool = Pool::builder().threads(2).build()?;
-    let out = pool
-        .run(Thumbnail::fit(fixture("seeding_1200x675.jpg"), 256, 256))
-        .await??;
+    let out = within(pool.run(Thumbnail::fit(fixture("seeding_1200x675.jpg"), 256, 256))).await??;
     assert_eq!((out.width, out.height), (256, 144));
     assert_eq!(decode(&out.bytes).dimensions(), (256, 144));
     Ok(())
@@ -35,7 +35,7 @@ async fn pool_returns_the_same_bytes_as_inline_calls() {
         handles.push(pool.run(Thumbnail::fit(src.clone(), w, h).cover()));
     }
     for ((w, h), run) in boxes.into_iter().zip(handles) {
-        let pooled = run.await.unwrap().unwrap();
+        let pooled = within(run).await.unwrap().unwrap();
         let inline = Thumbnail::fit(src.clone(), w, h).cover().run().unwrap();
         let mut options = ThumbnailOptions::new(w, h);
         options.fit = Fit::Cover;
@@ -48,13 +48,14 @@ async fn pool_returns_the_same_bytes_as_inline_calls() {
 
 #[tokio::test]
 async fn errors_come_back_through_the_pool() {
-    let pool = Pool::inline();
-    let err = pool
-        .run(Thumbnail::fit(b"GIF89a".to_vec(), 10, 10))
-        .await
-        .unwrap()
-        .unwrap_err();
-    assert!(err.is_undecodable(), "{err:?}");
+    // The inline pool runs the task on this thread; a pool of one thread sends it across.
+    for pool in [Pool::inline(), Pool::builder().threads(1).build().unwrap()] {
+        let err = within(pool.run(Thumbnail::fit(b"GIF89a".to_vec(), 10, 10)))
+            .await
+            .unwrap()
+            .unwrap_err();
+        assert!(err.is_undecodable(), "{err:?}");
+    }
 }
 
 #[test]

@@ -1,12 +1,4 @@
-//! Helpers for the report and PDF tests: a transactions table and PDF text extraction.
-#![allow(dead_code, clippy::unwrap_used)]
-
-use offload_tasks::report::synth;
-
-/// The generated rows as a six-column table.
-pub(crate) fn transactions_table(rows: &[synth::Row]) -> offload_tasks::pdf::Table {
-    synth::transactions_table(rows)
-}
+//! Helpers for the PDF tests: text extraction and money formatted independently of the library.
 
 /// Parses the PDF and returns each page's extracted text.
 pub(crate) fn page_texts(bytes: &[u8]) -> Vec<String> {

@@ -1,9 +1,8 @@
-//! Calendar arithmetic for ISO `YYYY-MM-DD` dates, days since 1970-01-01 and ISO weeks.
+//! The civil calendar on day numbers (days since 1970-01-01): ISO dates in and out, weekdays
+//! and ISO weeks. The one piece of date arithmetic the report and pdf modules share.
 //
 // Implementation: the civil-from-days / days-from-civil conversions follow the well-known
 // era-based formulas (400-year cycles), exact for every year 0000..=9999 accepted here.
-
-use super::types::Period;
 
 /// Parses an ISO `YYYY-MM-DD` date into days since 1970-01-01.
 ///
@@ -23,6 +22,13 @@ pub(crate) fn parse_iso_date(s: &[u8]) -> Option<i32> {
         return None;
     }
     Some(days_from_civil(year, month, day))
+}
+
+/// The ISO `YYYY-MM-DD` text of a day number (the inverse of [`parse_iso_date`] for years
+/// 0000..=9999).
+pub(crate) fn iso_date(days: i32) -> String {
+    let (y, m, d) = civil_from_days(days);
+    format!("{y:04}-{m:02}-{d:02}")
 }
 
 fn is_leap(year: i32) -> bool {
@@ -64,43 +70,17 @@ pub(crate) fn civil_from_days(days: i32) -> (i32, i32, i32) {
 }
 
 /// Monday = 0 .. Sunday = 6.
-fn weekday(days: i32) -> i32 {
+pub(crate) fn weekday(days: i32) -> i32 {
     (days + 3).rem_euclid(7)
 }
 
-/// The bucket key of a day for a period: the day itself, the Monday starting its ISO week,
-/// or `year * 12 + month - 1`.
-pub(crate) fn period_key(period: Period, days: i32) -> i32 {
-    match period {
-        Period::Day => days,
-        Period::Week => days - weekday(days),
-        Period::Month => {
-            let (y, m, _) = civil_from_days(days);
-            y * 12 + m - 1
-        }
-    }
-}
-
-/// The label (`2024-03-05`, `2024-W10`, `2024-03`) and first day (ISO date) of a bucket.
-pub(crate) fn period_label(period: Period, key: i32) -> (String, String) {
-    let iso = |d: i32| {
-        let (y, m, day) = civil_from_days(d);
-        format!("{y:04}-{m:02}-{day:02}")
-    };
-    match period {
-        Period::Day => (iso(key), iso(key)),
-        Period::Week => {
-            // The ISO year of a week is the year of its Thursday.
-            let thursday = key + 3;
-            let (iso_year, _, _) = civil_from_days(thursday);
-            let week = (thursday - days_from_civil(iso_year, 1, 1)) / 7 + 1;
-            (format!("{iso_year:04}-W{week:02}"), iso(key))
-        }
-        Period::Month => {
-            let (y, m) = (key.div_euclid(12), key.rem_euclid(12) + 1);
-            (format!("{y:04}-{m:02}"), format!("{y:04}-{m:02}-01"))
-        }
-    }
+/// The ISO 8601 `(year, week)` of a day: weeks start on Monday, and a week belongs to the
+/// year of its Thursday.
+pub(crate) fn iso_week(days: i32) -> (i32, i32) {
+    let thursday = days - weekday(days) + 3;
+    let (iso_year, _, _) = civil_from_days(thursday);
+    let week = (thursday - days_from_civil(iso_year, 1, 1)) / 7 + 1;
+    (iso_year, week)
 }
 
 #[cfg(test)]
@@ -114,7 +94,8 @@ mod tests {
         for d in start..=end {
             let (y, m, day) = civil_from_days(d);
             assert_eq!(days_from_civil(y, m, day), d);
-            let s = format!("{y:04}-{m:02}-{day:02}");
+            let s = iso_date(d);
+            assert_eq!(s, format!("{y:04}-{m:02}-{day:02}"));
             assert_eq!(parse_iso_date(s.as_bytes()), Some(d));
         }
     }
@@ -137,18 +118,13 @@ mod tests {
     }
 
     #[test]
-    fn iso_weeks_at_year_edges() {
-        let label = |y, m, d| {
-            period_label(
-                Period::Week,
-                period_key(Period::Week, days_from_civil(y, m, d)),
-            )
-            .0
-        };
-        assert_eq!(label(2021, 1, 3), "2020-W53");
-        assert_eq!(label(2021, 1, 4), "2021-W01");
-        assert_eq!(label(2024, 12, 30), "2025-W01");
-        assert_eq!(label(2026, 11, 26), "2026-W48");
-        assert_eq!(label(2015, 12, 31), "2015-W53");
+    fn weekdays_and_iso_weeks_at_year_edges() {
+        assert_eq!(weekday(0), 3, "1970-01-01 was a Thursday");
+        let week = |y, m, d| iso_week(days_from_civil(y, m, d));
+        assert_eq!(week(2021, 1, 3), (2020, 53));
+        assert_eq!(week(2021, 1, 4), (2021, 1));
+        assert_eq!(week(2024, 12, 30), (2025, 1));
+        assert_eq!(week(2026, 11, 26), (2026, 48));
+        assert_eq!(week(2015, 12, 31), (2015, 53));
     }
 }

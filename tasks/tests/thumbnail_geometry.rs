@@ -1,11 +1,12 @@
 //! Output sizes of the three fit modes, checked on real decoded output.
 #![allow(clippy::unwrap_used)]
 
-#[path = "support/thumbnail.rs"]
+// Each test binary uses only some of the shared helpers.
+#[allow(dead_code)]
 mod support;
 
 use offload_tasks::thumbnail::{Fit, Format, Thumbnail};
-use support::{decode, fixture, jpeg, quadrants};
+use support::thumbnail::{UPRIGHT, classify, decode, fixture, jpeg, quadrant_names, quadrants};
 
 /// `round(a * b / c)` computed independently of the library.
 fn round_div(a: u32, b: u32, c: u32) -> u32 {
@@ -94,21 +95,22 @@ fn cover_fills_and_crops_centre() {
         .run()
         .unwrap();
     assert_eq!((out.width, out.height), (100, 100));
-    let img = decode(&out.bytes);
-    let names = support::quadrant_colours(&img).map(support::classify);
-    assert_eq!(names, ["red", "green", "blue", "white"]);
+    assert_eq!(quadrant_names(&out.bytes), UPRIGHT);
+}
+
+/// Three vertical bands 100 px wide on a 300x100 image: red, green, blue.
+fn bands() -> image::RgbImage {
+    image::RgbImage::from_fn(300, 100, |x, _| match x / 100 {
+        0 => image::Rgb([255, 0, 0]),
+        1 => image::Rgb([0, 255, 0]),
+        _ => image::Rgb([0, 0, 255]),
+    })
 }
 
 #[test]
 fn cover_crop_removes_outer_columns() {
-    // Three vertical bands 100 px wide; the 1:1 cover of a 300x100 image keeps only the
-    // middle band.
-    let bands = image::RgbImage::from_fn(300, 100, |x, _| match x / 100 {
-        0 => image::Rgb([255, 0, 0]),
-        1 => image::Rgb([0, 255, 0]),
-        _ => image::Rgb([0, 0, 255]),
-    });
-    let out = Thumbnail::fit(jpeg(&bands), 50, 50)
+    // The 1:1 cover of the three bands keeps only the middle one.
+    let out = Thumbnail::fit(jpeg(&bands()), 50, 50)
         .cover()
         .format(Format::Png)
         .run()
@@ -126,6 +128,15 @@ fn exact_stretches_to_the_box() {
     let out = Thumbnail::fit(src, 200, 200).exact().run().unwrap();
     assert_eq!((out.width, out.height), (200, 200));
     assert_eq!(decode(&out.bytes).dimensions(), (200, 200));
+    // Stretched, not cropped: all three bands survive, each a third of the width.
+    let out = Thumbnail::fit(jpeg(&bands()), 60, 60)
+        .exact()
+        .format(Format::Png)
+        .run()
+        .unwrap();
+    let img = decode(&out.bytes);
+    let colours = [10, 30, 50].map(|x| classify(img.get_pixel(x, 30).0[..3].try_into().unwrap()));
+    assert_eq!(colours, ["red", "green", "blue"]);
 }
 
 #[test]

@@ -1,13 +1,12 @@
 //! Helpers for the thumbnail tests: fixtures, generated inputs, decoding and PSNR.
-#![allow(dead_code, clippy::unwrap_used, unreachable_pub)]
 
 use std::io::Cursor;
 
 use image::metadata::Orientation;
 use image::{DynamicImage, ImageFormat, Rgb, RgbImage, Rgba, RgbaImage};
 
-/// Reads a committed fixture from `tests/fixtures/images`.
-pub fn fixture(name: &str) -> Vec<u8> {
+/// Reads a committed fixture from `tasks/tests/fixtures/images`.
+pub(crate) fn fixture(name: &str) -> Vec<u8> {
     let path = format!(
         "{}/tests/fixtures/images/{name}",
         env!("CARGO_MANIFEST_DIR")
@@ -16,23 +15,23 @@ pub fn fixture(name: &str) -> Vec<u8> {
 }
 
 /// Decodes any output (format sniffed by `image`) to RGBA.
-pub fn decode(bytes: &[u8]) -> RgbaImage {
+pub(crate) fn decode(bytes: &[u8]) -> RgbaImage {
     image::load_from_memory(bytes).unwrap().into_rgba8()
 }
 
 /// The format `image` itself sniffs from the bytes.
-pub fn sniffed(bytes: &[u8]) -> ImageFormat {
+pub(crate) fn sniffed(bytes: &[u8]) -> ImageFormat {
     image::guess_format(bytes).unwrap()
 }
 
-pub fn encode(img: &DynamicImage, format: ImageFormat) -> Vec<u8> {
+pub(crate) fn encode(img: &DynamicImage, format: ImageFormat) -> Vec<u8> {
     let mut out = Cursor::new(Vec::new());
     img.write_to(&mut out, format).unwrap();
     out.into_inner()
 }
 
 /// A JPEG of `img` at quality 95.
-pub fn jpeg(img: &RgbImage) -> Vec<u8> {
+pub(crate) fn jpeg(img: &RgbImage) -> Vec<u8> {
     let mut out = Vec::new();
     image::codecs::jpeg::JpegEncoder::new_with_quality(&mut out, 95)
         .encode_image(img)
@@ -42,7 +41,7 @@ pub fn jpeg(img: &RgbImage) -> Vec<u8> {
 
 /// Four flat quadrants, `w` x `h`: red top-left, green top-right, blue bottom-left,
 /// white bottom-right. Any rotation or flip moves the colours to different corners.
-pub fn quadrants(w: u32, h: u32) -> RgbImage {
+pub(crate) fn quadrants(w: u32, h: u32) -> RgbImage {
     RgbImage::from_fn(w, h, |x, y| match (x < w / 2, y < h / 2) {
         (true, true) => Rgb([255, 0, 0]),
         (false, true) => Rgb([0, 255, 0]),
@@ -51,8 +50,17 @@ pub fn quadrants(w: u32, h: u32) -> RgbImage {
     })
 }
 
+/// What [`quadrant_names`] gives for [`quadrants`] shown the right way up.
+pub(crate) const UPRIGHT: [&str; 4] = ["red", "green", "blue", "white"];
+
+/// The nearest quadrant colour at the centre of each quadrant of a decoded output:
+/// [top-left, top-right, bottom-left, bottom-right].
+pub(crate) fn quadrant_names(bytes: &[u8]) -> [&'static str; 4] {
+    quadrant_colours(&decode(bytes)).map(classify)
+}
+
 /// The colour at the centre of each quadrant: [top-left, top-right, bottom-left, bottom-right].
-pub fn quadrant_colours(img: &RgbaImage) -> [[u8; 3]; 4] {
+fn quadrant_colours(img: &RgbaImage) -> [[u8; 3]; 4] {
     let (w, h) = img.dimensions();
     let at = |x: u32, y: u32| {
         let p = img.get_pixel(x, y).0;
@@ -67,7 +75,7 @@ pub fn quadrant_colours(img: &RgbaImage) -> [[u8; 3]; 4] {
 }
 
 /// Nearest of the four quadrant colours, to absorb JPEG error.
-pub fn classify(c: [u8; 3]) -> &'static str {
+pub(crate) fn classify(c: [u8; 3]) -> &'static str {
     let named = [
         ("red", [255, 0, 0]),
         ("green", [0, 255, 0]),
@@ -83,13 +91,8 @@ pub fn classify(c: [u8; 3]) -> &'static str {
     named.iter().min_by_key(|(_, v)| dist(c, *v)).unwrap().0
 }
 
-/// EXIF orientation value (1..=8) for an `image` orientation.
-pub fn exif_value(o: Orientation) -> u8 {
-    o.to_exif()
-}
-
 /// The stored image that a viewer applying `o` shows as `upright`.
-pub fn stored_for(upright: &RgbImage, o: Orientation) -> RgbImage {
+pub(crate) fn stored_for(upright: &RgbImage, o: Orientation) -> RgbImage {
     let inverse = match o {
         Orientation::Rotate90 => Orientation::Rotate270,
         Orientation::Rotate270 => Orientation::Rotate90,
@@ -101,7 +104,7 @@ pub fn stored_for(upright: &RgbImage, o: Orientation) -> RgbImage {
 }
 
 /// A big-endian TIFF block with one IFD0 entry: Orientation (0x0112) = `value`.
-pub fn exif_tiff(value: u16) -> Vec<u8> {
+fn exif_tiff(value: u16) -> Vec<u8> {
     let mut t = Vec::new();
     t.extend_from_slice(b"MM\0\x2a"); // big-endian TIFF
     t.extend_from_slice(&8u32.to_be_bytes()); // IFD0 offset
@@ -116,7 +119,7 @@ pub fn exif_tiff(value: u16) -> Vec<u8> {
 }
 
 /// Inserts an `APP1 Exif` segment with the given orientation right after SOI.
-pub fn with_exif_orientation(jpeg: &[u8], value: u16) -> Vec<u8> {
+pub(crate) fn with_exif_orientation(jpeg: &[u8], value: u16) -> Vec<u8> {
     assert_eq!(&jpeg[..2], &[0xFF, 0xD8]);
     let mut payload = b"Exif\0\0".to_vec();
     payload.extend(exif_tiff(value));
@@ -131,7 +134,7 @@ pub fn with_exif_orientation(jpeg: &[u8], value: u16) -> Vec<u8> {
 
 /// A `w` x `h` RGBA image: an opaque red disc on a fully transparent *black* background, so
 /// compositing on black instead of the background colour shows.
-pub fn red_disc_on_transparent(w: u32, h: u32) -> RgbaImage {
+pub(crate) fn red_disc_on_transparent(w: u32, h: u32) -> RgbaImage {
     let (cx, cy, r) = (w as f32 / 2.0, h as f32 / 2.0, w.min(h) as f32 / 4.0);
     RgbaImage::from_fn(w, h, |x, y| {
         let (dx, dy) = (x as f32 + 0.5 - cx, y as f32 + 0.5 - cy);
@@ -144,7 +147,7 @@ pub fn red_disc_on_transparent(w: u32, h: u32) -> RgbaImage {
 }
 
 /// CRC-32 (IEEE) as PNG chunks use it.
-pub fn crc32(data: &[u8]) -> u32 {
+fn crc32(data: &[u8]) -> u32 {
     let mut crc = !0u32;
     for &b in data {
         crc ^= u32::from(b);
@@ -160,7 +163,7 @@ pub fn crc32(data: &[u8]) -> u32 {
 }
 
 /// A PNG signature and a valid IHDR declaring `w` x `h` RGB, then nothing.
-pub fn png_bomb(w: u32, h: u32) -> Vec<u8> {
+pub(crate) fn png_bomb(w: u32, h: u32) -> Vec<u8> {
     let mut out = b"\x89PNG\r\n\x1a\n".to_vec();
     let mut chunk = b"IHDR".to_vec();
     chunk.extend_from_slice(&w.to_be_bytes());
@@ -178,7 +181,7 @@ pub fn png_bomb(w: u32, h: u32) -> Vec<u8> {
 }
 
 /// A real small JPEG whose SOF0 is patched to declare `w` x `h`.
-pub fn jpeg_bomb(w: u16, h: u16) -> Vec<u8> {
+pub(crate) fn jpeg_bomb(w: u16, h: u16) -> Vec<u8> {
     let mut jpeg = jpeg(&quadrants(16, 16));
     let sof = jpeg
         .windows(2)
@@ -191,7 +194,7 @@ pub fn jpeg_bomb(w: u16, h: u16) -> Vec<u8> {
 }
 
 /// A GIF header whose logical screen and single image declare `w` x `h`, then the trailer.
-pub fn gif_bomb(w: u16, h: u16) -> Vec<u8> {
+pub(crate) fn gif_bomb(w: u16, h: u16) -> Vec<u8> {
     let mut out = b"GIF89a".to_vec();
     out.extend_from_slice(&w.to_le_bytes());
     out.extend_from_slice(&h.to_le_bytes());
@@ -208,7 +211,7 @@ pub fn gif_bomb(w: u16, h: u16) -> Vec<u8> {
 }
 
 /// An extended WebP (VP8X) whose canvas declares `w` x `h`, with a tiny lossless image chunk.
-pub fn webp_bomb(w: u32, h: u32) -> Vec<u8> {
+pub(crate) fn webp_bomb(w: u32, h: u32) -> Vec<u8> {
     let mut vp8x = Vec::new();
     vp8x.extend_from_slice(&[0, 0, 0, 0]); // no flags
     vp8x.extend_from_slice(&(w - 1).to_le_bytes()[..3]);
@@ -231,7 +234,7 @@ pub fn webp_bomb(w: u32, h: u32) -> Vec<u8> {
 }
 
 /// Peak signal-to-noise ratio over RGB, in dB; images must have the same size.
-pub fn psnr(a: &RgbaImage, b: &RgbaImage) -> f64 {
+pub(crate) fn psnr(a: &RgbaImage, b: &RgbaImage) -> f64 {
     assert_eq!(a.dimensions(), b.dimensions());
     let mut sum = 0f64;
     for (p, q) in a.pixels().zip(b.pixels()) {

@@ -3,7 +3,7 @@
 
 use offload::Task;
 use offload_tasks::report::{
-    Limits, Money, OnBadRow, ReportError, ReportTask, RowErrorKind, synth,
+    Limits, Money, OnBadRow, ReportError, ReportTask, RowError, RowErrorKind, synth,
 };
 
 const HEADER: &str = "date,category,region,description,quantity,unit_price\n";
@@ -282,7 +282,8 @@ fn the_answer_does_not_depend_on_the_thread_count() {
 
 #[test]
 fn garbage_never_panics() {
-    // Deterministic byte soup built from CSV-ish pieces, in both modes and both formats.
+    // Deterministic byte soup built from CSV-ish pieces, in both modes and both formats. Not
+    // panicking is not all: each outcome must be one the API documents for that input.
     let pieces: [&[u8]; 12] = [
         b",",
         b"\"",
@@ -307,14 +308,43 @@ fn garbage_never_panics() {
                     .wrapping_add(1442695040888963407);
                 input.extend_from_slice(pieces[(state >> 33) as usize % pieces.len()]);
             }
+            let shown = String::from_utf8_lossy(&input);
+            // A valid header, then soup. Failing: a report with nothing skipped, or a bad data
+            // row. Skipping: then the same report, or one that counts the bad rows it left out.
+            let fail = ReportTask::from_csv(input.clone()).run();
+            let skip = ReportTask::from_csv(input.clone())
+                .on_bad_row(OnBadRow::Skip)
+                .run();
+            match (fail, skip) {
+                (Ok(fail), Ok(skip)) => {
+                    assert_eq!(fail.skipped_rows, 0, "{shown:?}");
+                    assert_eq!(skip, fail, "{shown:?}");
+                }
+                (Err(ReportError::Row(e)), Ok(skip)) => {
+                    assert!(e.row >= 1, "the header is valid: {e} in {shown:?}");
+                    assert!(skip.skipped_rows >= 1, "{shown:?}");
+                }
+                other => panic!("unexpected {other:?} for {shown:?}"),
+            }
             for policy in [OnBadRow::Fail, OnBadRow::Skip] {
-                let _ = ReportTask::from_csv(input.clone()).on_bad_row(policy).run();
-                let _ = ReportTask::from_json(input.clone())
+                // CSV is not JSON.
+                let e = ReportTask::from_json(input.clone())
                     .on_bad_row(policy)
-                    .run();
-                let _ = ReportTask::from_csv(input[HEADER.len()..].to_vec())
+                    .run()
+                    .unwrap_err();
+                assert!(matches!(e, ReportError::Json(_)), "{e:?}");
+                // Soup where the header should be: it never names the `date` column, or it
+                // does not parse as a record at all.
+                let headless = &input[HEADER.len()..];
+                let e = ReportTask::from_csv(headless.to_vec())
                     .on_bad_row(policy)
-                    .run();
+                    .run()
+                    .unwrap_err();
+                match e {
+                    ReportError::MissingColumn(column) => assert_eq!(column, "date"),
+                    ReportError::Row(RowError { row: 0, column, .. }) => assert_eq!(column, "*"),
+                    e => panic!("{policy:?}: unexpected {e:?} for headless {shown:?}"),
+                }
             }
         }
     }

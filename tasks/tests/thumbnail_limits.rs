@@ -1,11 +1,12 @@
 //! Limits, decompression bombs, corrupt input and parameter validation give typed errors.
 #![allow(clippy::unwrap_used)]
 
-#[path = "support/thumbnail.rs"]
+// Each test binary uses only some of the shared helpers.
+#[allow(dead_code)]
 mod support;
 
 use offload_tasks::thumbnail::{ErrorKind, Format, Limits, Thumbnail, ThumbnailError};
-use support::{fixture, gif_bomb, jpeg_bomb, png_bomb, webp_bomb};
+use support::thumbnail::{fixture, gif_bomb, jpeg_bomb, png_bomb, webp_bomb};
 
 #[test]
 fn smoke() {

@@ -1,12 +1,12 @@
 //! Thumbnails per second: 256 px JPEG (quality 80) from a 6028x3391 and a 1920x1280 photo,
 //! inline on one thread and on an offload pool of two threads.
 //!
-//! Run: `cargo bench --bench thumbnail` (the default pure-Rust JPEG codec) or
-//! `cargo bench --bench thumbnail --features offload-tasks/turbojpeg` (libjpeg-turbo; needs
+//! Run: `cargo bench -p offload-tasks --bench thumbnail` (the default pure-Rust JPEG codec) or
+//! `cargo bench -p offload-tasks --bench thumbnail --features turbojpeg` (libjpeg-turbo; needs
 //! cmake and nasm); the group names say which. The 6028x3391 photo is read from `../shared/images`
 //! beside the repository (skipped with a message when absent); the 1920x1280 one is committed
-//! under `tests/fixtures/images`. `scripts/thumbnail-vs-sharp/run.sh` measures sharp on the
-//! same files for comparison.
+//! under `tasks/tests/fixtures/images`. `scripts/thumbnail-vs-sharp/run.sh` measures sharp on
+//! the same files for comparison.
 
 mod common;
 
@@ -22,14 +22,15 @@ use offload_tasks::thumbnail::{JPEG_BACKEND, Thumbnail, ThumbnailOptions, thumbn
 const BATCH: usize = 8;
 
 fn photos() -> Vec<(&'static str, Vec<u8>)> {
-    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    let tasks = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
     let mut photos = Vec::new();
-    let big = root.join("../shared/images/Kleiber_by_Lukas_Baubkus.jpg");
+    // `../shared` beside the repository, whose root is this crate's parent.
+    let big = tasks.join("../../shared/images/Kleiber_by_Lukas_Baubkus.jpg");
     match std::fs::read(&big) {
         Ok(bytes) => photos.push(("6028x3391", bytes)),
         Err(e) => eprintln!("skipping 6028x3391: cannot read {}: {e}", big.display()),
     }
-    let small = root.join("tests/fixtures/images/seeding_1920x1280.jpg");
+    let small = tasks.join("tests/fixtures/images/seeding_1920x1280.jpg");
     match std::fs::read(&small) {
         Ok(bytes) => photos.push(("1920x1280", bytes)),
         Err(e) => eprintln!("skipping 1920x1280: cannot read {}: {e}", small.display()),
