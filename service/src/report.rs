@@ -1,12 +1,12 @@
 //! `POST /report` and `POST /report.pdf`: the query string, typed, and the handlers that
 //! offload the aggregation and the PDF rendering.
 
-use axum::routing::post;
-use axum::{Json, Router};
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderMap, header};
 use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+use axum::{Json, Router};
 use offload_tasks::pdf::PdfReportTask;
 use offload_tasks::report::{Period, Report, ReportTask};
 use serde::Deserialize;
@@ -58,7 +58,9 @@ async fn compute(
     } else {
         ReportTask::from_csv(rows)
     };
-    Ok(state.execute(task.by(query.period).top(query.top)).await??)
+    Ok(state
+        .execute(task.by(query.period).top(query.top))
+        .await??)
 }
 
 /// The report as JSON.
