@@ -7,7 +7,7 @@ use axum::http::{Request, StatusCode, header};
 use axum::response::IntoResponse;
 use http_body_util::BodyExt;
 use offload_service::{AppState, Config, Mode};
-use offload_service_support::{PHOTO, call, get, occupy, post, state};
+use offload_service_support::{PHOTO, Reply, call, get, occupy, post, state};
 
 fn csv_rows() -> String {
     let mut csv = String::from("date,category,region,description,quantity,unit_price\n");
@@ -15,6 +15,12 @@ fn csv_rows() -> String {
     csv.push_str("2024-01-20,games,us,board game,1,40.00\n");
     csv.push_str("2024-02-03,books,us,atlas,3,7.25\n");
     csv
+}
+
+/// The thumbnail's size from the `x-width` and `x-height` headers.
+fn size(reply: &Reply) -> (u32, u32) {
+    let header = |name: &str| reply.headers[name].to_str().unwrap().parse().unwrap();
+    (header("x-width"), header("x-height"))
 }
 
 /// A short answer that names nothing of the server's insides.
@@ -39,10 +45,7 @@ async fn thumbnails_in_every_mode() {
         let reply = call(&s, post("/thumbnail?w=256&h=256", PHOTO)).await;
         assert_eq!(reply.status, StatusCode::OK, "{mode:?}: {}", reply.text());
         assert_eq!(reply.headers[header::CONTENT_TYPE], "image/jpeg");
-        assert_eq!(
-            (&reply.headers["x-width"], &reply.headers["x-height"]),
-            (&"256".parse().unwrap(), &"144".parse().unwrap())
-        );
+        assert_eq!(size(&reply), (256, 144));
         assert_eq!(&reply.body[..2], &[0xFF, 0xD8], "a JPEG");
         let reply = call(
             &s,
@@ -52,11 +55,7 @@ async fn thumbnails_in_every_mode() {
         assert_eq!(reply.status, StatusCode::OK);
         assert_eq!(reply.headers[header::CONTENT_TYPE], "image/png");
         assert_eq!(&reply.body[1..4], b"PNG");
-        assert_eq!(
-            (&reply.headers["x-width"], &reply.headers["x-height"]),
-            (&"100".parse().unwrap(), &"100".parse().unwrap()),
-            "cover fills the box"
-        );
+        assert_eq!(size(&reply), (100, 100), "cover fills the box");
         assert_eq!(
             s.pool().metrics().tasks["thumbnail"].run.count,
             2,
@@ -72,19 +71,13 @@ async fn query_aliases_and_defaults_reach_the_task() {
     let reply = call(&s, post("/thumbnail?w=90&h=40&fit=fill&format=jpg", PHOTO)).await;
     assert_eq!(reply.status, StatusCode::OK, "{}", reply.text());
     assert_eq!(reply.headers[header::CONTENT_TYPE], "image/jpeg");
-    assert_eq!(
-        (&reply.headers["x-width"], &reply.headers["x-height"]),
-        (&"90".parse().unwrap(), &"40".parse().unwrap())
-    );
+    assert_eq!(size(&reply), (90, 40));
     let reply = call(&s, post("/thumbnail?format=webp&q=50", PHOTO)).await;
     assert_eq!(reply.status, StatusCode::OK, "{}", reply.text());
     assert_eq!(reply.headers[header::CONTENT_TYPE], "image/webp");
     // No query at all: a 256x256 box, `contain`.
     let reply = call(&s, post("/thumbnail", PHOTO)).await;
-    assert_eq!(
-        (&reply.headers["x-width"], &reply.headers["x-height"]),
-        (&"256".parse().unwrap(), &"144".parse().unwrap())
-    );
+    assert_eq!(size(&reply), (256, 144));
 }
 
 #[tokio::test]
