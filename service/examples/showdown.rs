@@ -1,21 +1,18 @@
 //! The offload-vs-inline showdown: the same service and the same load, three ways.
 //!
 //! ```text
-//! cargo run --release --example showdown
-//! cargo run --release --example showdown -- --duration 20 --clients 16 --json
+//! cargo run --release -p offload-service --example showdown
+//! cargo run --release -p offload-service --example showdown -- --duration 20 --clients 16 --json
 //! ```
 //!
 //! For each mode (`inline`: thumbnails on the reactor thread, `blocking`: tokio's
-//! `spawn_blocking`, `offload`: an offload pool) it starts the example server in-process on an
+//! `spawn_blocking`, `offload`: an offload pool) it starts the service in-process on an
 //! ephemeral loopback port, has `--clients` concurrent clients post the bundled photo to
 //! `/thumbnail` for `--duration` seconds while a prober calls `/healthz` every 5 ms, and
 //! prints thumbnails/s, `/healthz` latency, reactor lag and errors side by side.
 
 // A command-line report: printing to stdout is its job.
 #![allow(clippy::print_stdout)]
-
-#[path = "server/app.rs"]
-mod app;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -31,8 +28,9 @@ use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 use indicatif::{ProgressBar, ProgressStyle};
+use offload_service::{AppState, Config, Mode};
 
-const PHOTO: &[u8] = include_bytes!("../tests/fixtures/images/seeding_1920x1280.jpg");
+const PHOTO: &[u8] = include_bytes!("../tests/fixtures/seeding_1920x1280.jpg");
 const PROBE_EVERY: Duration = Duration::from_millis(5);
 
 #[derive(Debug, Parser)]
@@ -54,7 +52,7 @@ struct Args {
         value_delimiter = ',',
         default_value = "inline,blocking,offload"
     )]
-    modes: Vec<app::Mode>,
+    modes: Vec<Mode>,
     /// Print a JSON array instead of the table.
     #[arg(long)]
     json: bool,
@@ -62,7 +60,8 @@ struct Args {
 
 #[derive(Debug, serde::Serialize)]
 struct Outcome {
-    mode: app::Mode,
+    mode: Mode,
+    thumbnails: u64,
     thumbnails_per_s: f64,
     healthz_p50_ms: f64,
     healthz_p99_ms: f64,
@@ -86,7 +85,7 @@ fn main() -> anyhow::Result<()> {
     );
     let mut outcomes = Vec::new();
     for &mode in &args.modes {
-        bar.set_prefix(format!("{mode:?}").to_lowercase());
+        bar.set_prefix(mode.as_str());
         outcomes.push(run_mode(mode, threads, args.clients, duration, &bar)?);
     }
     bar.finish_and_clear();
@@ -100,7 +99,7 @@ fn main() -> anyhow::Result<()> {
 
 /// Starts the server for `mode` on its own runtime, loads it from another, and tears down.
 fn run_mode(
-    mode: app::Mode,
+    mode: Mode,
     threads: usize,
     clients: usize,
     duration: Duration,
@@ -111,24 +110,19 @@ fn run_mode(
         .thread_name("server")
         .enable_all()
         .build()?;
-    let state = app::AppState::new(app::Config {
+    let state = AppState::new(Config {
         mode,
         threads: Some(threads),
         queue: None,
-        ..app::Config::default()
+        ..Config::default()
     })?;
     let (addr, stop, served) = server_rt.block_on(async {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
         let addr = listener.local_addr()?;
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        let router = app::app(state.clone());
-        let served = tokio::spawn(async move {
-            axum::serve(listener, router)
-                .with_graceful_shutdown(async {
-                    let _ = stopped.await;
-                })
-                .await
-        });
+        let served = tokio::spawn(offload_service::serve(listener, state, async {
+            let _ = stopped.await;
+        }));
         anyhow::Ok((addr, stop, served))
     })?;
     // The lag monitor covers exactly the loaded period.
@@ -144,16 +138,15 @@ fn run_mode(
     let load = client_rt.block_on(drive(addr, clients, duration, bar));
     let lag = lag.snapshot();
     let _ = stop.send(());
-    server_rt.block_on(async {
-        let _ = served.await;
-        state.pool.shutdown().await;
-    });
+    // `serve` returns once in-flight requests are answered and the pool has joined its threads.
+    server_rt.block_on(served)??;
     drop(client_rt);
     drop(server_rt);
     let load = load?;
     let ms = |ns: u64| ns as f64 / 1e6;
     Ok(Outcome {
         mode,
+        thumbnails: load.thumbnails,
         thumbnails_per_s: load.thumbnails as f64 / load.elapsed.as_secs_f64(),
         healthz_p50_ms: ms(load.healthz.value_at_quantile(0.50)),
         healthz_p99_ms: ms(load.healthz.value_at_quantile(0.99)),
@@ -279,7 +272,7 @@ fn print_table(outcomes: &[Outcome], threads: usize, clients: usize, duration: D
     for o in outcomes {
         println!(
             "| {:<8} | {:>12.1} | {:>9.2} ms | {:>9.2} ms | {:>9.2} ms | {:>12.2} ms | {:>6} |",
-            format!("{:?}", o.mode).to_lowercase(),
+            o.mode.as_str(),
             o.thumbnails_per_s,
             o.healthz_p50_ms,
             o.healthz_p99_ms,
@@ -288,8 +281,8 @@ fn print_table(outcomes: &[Outcome], threads: usize, clients: usize, duration: D
             o.errors
         );
     }
-    let find = |m: app::Mode| outcomes.iter().find(|o| o.mode == m);
-    if let (Some(inline), Some(offload)) = (find(app::Mode::Inline), find(app::Mode::Offload)) {
+    let find = |m: Mode| outcomes.iter().find(|o| o.mode == m);
+    if let (Some(inline), Some(offload)) = (find(Mode::Inline), find(Mode::Offload)) {
         println!();
         println!(
             "offload vs inline: /healthz p99 {:.1}x lower, thumbnails/s {:.2}x",

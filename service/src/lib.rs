@@ -1,0 +1,41 @@
+//! An axum service that sends CPU-heavy work (image thumbnails, report aggregation, PDF
+//! reports) to an [`offload`] pool: the subject of the showdown, and a template for a real one.
+//!
+//! ```text
+//! cargo run --release -p offload-service -- --mode offload --addr 127.0.0.1:3000
+//! curl --data-binary @photo.jpg 'http://127.0.0.1:3000/thumbnail?w=256&h=256' -o thumb.jpg
+//! curl --data-binary @rows.csv 'http://127.0.0.1:3000/report?period=week'
+//! curl http://127.0.0.1:3000/metrics
+//! ```
+//!
+//! | route | what it does |
+//! |---|---|
+//! | `POST /thumbnail?w=&h=&fit=&format=&q=` | a thumbnail of the posted image (JPEG, PNG, WebP or GIF in) |
+//! | `POST /report?period=&top=` | a JSON report of the posted CSV rows (JSON rows with `content-type: application/json`) |
+//! | `POST /report.pdf?period=&top=` | the same report as a PDF |
+//! | `GET /healthz` | `ok`, answered on the reactor: its latency is the showdown's probe |
+//! | `GET /metrics` | the Prometheus text format: the pool's series and the HTTP series |
+//!
+//! A bad query string is a 400 naming the parameter; an oversized body a 413; an image or
+//! report that does not parse a 415 or 422; a full queue a 503 with `Retry-After: 1`; a
+//! panicking task a bare 500. No answer carries internals.
+//!
+//! [`app`] builds the router from an [`AppState`], so tests drive it without a socket, and
+//! [`serve`] runs it on a listener until a shutdown signal, finishing in-flight requests.
+
+mod app;
+mod config;
+mod error;
+mod extract;
+mod prometheus;
+mod report;
+mod state;
+mod thumbnail;
+mod trace;
+
+pub use app::{app, serve};
+pub use config::{Cli, Config, Mode};
+pub use error::AppError;
+pub use extract::Query;
+pub use state::{AppState, StartError};
+pub use trace::log_subscriber;
