@@ -123,10 +123,10 @@ pub(crate) fn exif_orientation(bytes: &[u8]) -> Option<Orientation> {
             return None;
         }
         let segment = bytes.get(at + 2..at + len)?;
-        if marker == 0xE1 {
-            if let Some(tiff) = segment.strip_prefix(b"Exif\0\0") {
-                return Orientation::from_exif_chunk(tiff);
-            }
+        if marker == 0xE1
+            && let Some(tiff) = segment.strip_prefix(b"Exif\0\0")
+        {
+            return Orientation::from_exif_chunk(tiff);
         }
         at += len;
     }

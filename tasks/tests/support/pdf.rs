@@ -17,7 +17,7 @@ pub(crate) fn grouped_money(minor: i64) -> String {
     let int = (abs / 100).to_string();
     let mut grouped = String::new();
     for (i, c) in int.chars().enumerate() {
-        if i > 0 && (int.len() - i) % 3 == 0 {
+        if i > 0 && (int.len() - i).is_multiple_of(3) {
             grouped.push(',');
         }
         grouped.push(c);
