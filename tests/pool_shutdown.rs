@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc;
 
 use offload::{Error, Pool};
-use support::bounded;
+use support::{Tally, bounded};
 use tokio::task::JoinHandle;
 
 fn counting_pool(threads: usize, capacity: usize) -> (Pool, Arc<AtomicUsize>, mpsc::Receiver<()>) {
@@ -163,19 +163,13 @@ async fn close_refuses_runs_waiting_for_room_at_once() {
     let [a, b] = queued;
     assert_eq!(bounded(async { (a.await, b.await) }).await, (Ok(1), Ok(2)));
     bounded(pool.shutdown()).await;
-    let m = pool.metrics();
-    assert_eq!(
-        (
-            m.submitted,
-            m.completed,
-            m.rejected,
-            m.cancelled,
-            m.timed_out
-        ),
-        (3, 3, 5, 0, 0),
-        "{m:?}"
-    );
-    assert!(m.is_settled());
+    let want = Tally {
+        submitted: 3,
+        completed: 3,
+        rejected: 5,
+        ..Tally::default()
+    };
+    support::assert_settled(&pool, want);
 }
 
 /// The same with `shutdown` running concurrently: the waiters are refused while shutdown
@@ -201,19 +195,13 @@ async fn shutdown_refuses_runs_waiting_for_room_and_finishes_the_queue() {
     assert_eq!(bounded(async { (a.await, b.await) }).await, (Ok(1), Ok(2)));
     bounded(shutdown).await.unwrap();
     assert_eq!(stopped.load(Ordering::SeqCst), 1, "threads joined");
-    let m = pool.metrics();
-    assert_eq!(
-        (
-            m.submitted,
-            m.completed,
-            m.rejected,
-            m.cancelled,
-            m.timed_out
-        ),
-        (3, 3, 5, 0, 0),
-        "{m:?}"
-    );
-    assert!(m.is_settled());
+    let want = Tally {
+        submitted: 3,
+        completed: 3,
+        rejected: 5,
+        ..Tally::default()
+    };
+    support::assert_settled(&pool, want);
 }
 
 /// Many rounds of `run`s from several tasks on a multi-thread runtime, most of them waiting

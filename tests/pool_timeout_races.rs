@@ -61,14 +61,7 @@ fn counts(pool: &Pool) -> (u64, u64, u64, u64) {
 async fn smoke() {
     let pool = support::pool(1, 4);
     let gate = Gate::new();
-    let g = gate.clone();
-    let mut fut = pool
-        .run(move || {
-            g.wait();
-            7
-        })
-        .timeout(TIMEOUT)
-        .into_future();
+    let mut fut = pool.run(gate.hold(7)).timeout(TIMEOUT).into_future();
     assert!(poll_once(&mut fut).is_pending(), "held by the gate");
     // Paused time stands where the runtime started, before the deadline was set: this
     // stays short of the deadline however slow the machine.
@@ -132,14 +125,7 @@ async fn a_deadline_passing_while_the_task_runs_times_out_at_once() {
 async fn a_value_in_the_channel_wins_over_a_timer_that_fired() {
     let pool = support::pool(1, 4);
     let gate = Gate::new();
-    let g = gate.clone();
-    let mut fut = pool
-        .run(move || {
-            g.wait();
-            7
-        })
-        .timeout(TIMEOUT)
-        .into_future();
+    let mut fut = pool.run(gate.hold(7)).timeout(TIMEOUT).into_future();
     assert!(poll_once(&mut fut).is_pending(), "timer armed, task held");
     gate.open();
     support::wait_for(|| idle(&pool));

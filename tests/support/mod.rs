@@ -90,6 +90,15 @@ impl Gate {
         Gate::default()
     }
 
+    /// A task that waits for this gate to open, then returns `value`.
+    pub fn hold<T: Send + 'static>(&self, value: T) -> impl FnOnce() -> T + Send + 'static {
+        let gate = self.clone();
+        move || {
+            gate.wait();
+            value
+        }
+    }
+
     pub fn open(&self) {
         *self.0.0.lock().unwrap() = true;
         self.0.1.notify_all();
@@ -183,4 +192,33 @@ pub fn occupy(pool: &offload::Pool) -> Occupied {
         started.wait();
     }
     Occupied { gate, handles }
+}
+
+/// Every outcome counter of a pool, named, to compare in one assertion (its `Debug` shows
+/// them all when it fails).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Tally {
+    pub submitted: u64,
+    pub completed: u64,
+    pub panicked: u64,
+    pub cancelled: u64,
+    pub timed_out: u64,
+    pub rejected: u64,
+}
+
+/// Asserts `pool`'s counters are exactly `want` and that nothing is queued, running or
+/// unaccounted for.
+#[track_caller]
+pub fn assert_settled(pool: &offload::Pool, want: Tally) {
+    let m = pool.metrics();
+    let got = Tally {
+        submitted: m.submitted,
+        completed: m.completed,
+        panicked: m.panicked,
+        cancelled: m.cancelled,
+        timed_out: m.timed_out,
+        rejected: m.rejected,
+    };
+    assert_eq!(got, want, "{m:?}");
+    assert!(m.is_settled(), "{m:?}");
 }
