@@ -7,10 +7,17 @@
 //! In (b) and (c), `offload` and `rayon_oneshot` await one future per task, while
 //! `offload_run_all` awaits the batch (one wake-up) and `rayon_par_iter` is its bare-rayon
 //! counterpart: one `par_iter` over the batch inside one `rayon::spawn`, one oneshot.
+//!
+//! (e), (f) and (g) repeat (a), (b) and (c) from a multi-thread tokio runtime with one worker
+//! per core, the way a server calls the pool: every call is its own tokio task
+//! (`tokio::spawn(pool.run(task).into_future())`), so submissions come from both workers
+//! while the pool's threads drain. The bench thread only spawns and joins.
 
 mod common;
 
+use std::future::IntoFuture;
 use std::hint::black_box;
+use std::sync::Arc;
 use std::time::Duration;
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
@@ -31,19 +38,27 @@ struct Setup {
 }
 
 fn setup() -> Setup {
-    let threads = num_cpus::get();
+    let (pool, rayon) = pools();
     Setup {
         runtime: common::caller_runtime(),
-        pool: Pool::builder()
-            .threads(threads)
-            .queue_capacity(2 * IN_FLIGHT_EMPTY)
-            .build()
-            .expect("pool"),
-        rayon: rayon::ThreadPoolBuilder::new()
-            .num_threads(threads)
-            .build()
-            .expect("rayon"),
+        pool,
+        rayon,
     }
+}
+
+/// Offload's pool and the bare rayon pool it is compared with, with the same thread count.
+fn pools() -> (Pool, rayon::ThreadPool) {
+    let threads = num_cpus::get();
+    let pool = Pool::builder()
+        .threads(threads)
+        .queue_capacity(2 * IN_FLIGHT_EMPTY)
+        .build()
+        .expect("pool");
+    let rayon = rayon::ThreadPoolBuilder::new()
+        .num_threads(threads)
+        .build()
+        .expect("rayon");
+    (pool, rayon)
 }
 
 async fn rayon_oneshot<R: Send + 'static>(
@@ -159,6 +174,105 @@ fn in_flight(c: &mut Criterion, group: &str, n: usize, task: fn() -> u64) {
     g.finish();
 }
 
+/// The multi-thread setting: a tokio runtime with one worker per core, and the same pool and
+/// rayon sizes as [`setup`].
+struct MultiSetup {
+    runtime: tokio::runtime::Runtime,
+    pool: Pool,
+    rayon: Arc<rayon::ThreadPool>,
+}
+
+fn multi_setup() -> MultiSetup {
+    let (pool, rayon) = pools();
+    MultiSetup {
+        runtime: tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(num_cpus::get())
+            .enable_all()
+            .build()
+            .expect("tokio runtime"),
+        pool,
+        rayon: Arc::new(rayon),
+    }
+}
+
+/// One call as a tokio task of its own, for each variant. The offload task is the `Run`
+/// future itself, as a server would spawn it.
+fn spawn_offload(
+    pool: &Pool,
+    task: fn() -> u64,
+) -> tokio::task::JoinHandle<Result<u64, offload::Error>> {
+    tokio::spawn(pool.run(task).into_future())
+}
+
+fn spawn_rayon_oneshot(
+    rayon: &Arc<rayon::ThreadPool>,
+    task: fn() -> u64,
+) -> tokio::task::JoinHandle<u64> {
+    let rayon = Arc::clone(rayon);
+    tokio::spawn(async move { rayon_oneshot(&rayon, task).await })
+}
+
+fn spawn_blocking_task(task: fn() -> u64) -> tokio::task::JoinHandle<u64> {
+    tokio::spawn(async move { tokio::task::spawn_blocking(task).await.expect("ran") })
+}
+
+/// `n` calls in flight, each its own tokio task made by `spawn`; joins them all and folds
+/// their values (`value` unwraps a variant's output).
+async fn spawned<O>(
+    n: usize,
+    spawn: impl Fn() -> tokio::task::JoinHandle<O>,
+    value: fn(O) -> u64,
+) -> u64 {
+    let handles: Vec<_> = (0..n).map(|_| spawn()).collect();
+    let mut acc = 0u64;
+    for h in handles {
+        acc ^= value(h.await.expect("joined"));
+    }
+    acc
+}
+
+fn ran(result: Result<u64, offload::Error>) -> u64 {
+    result.expect("ran")
+}
+
+fn same(value: u64) -> u64 {
+    value
+}
+
+fn multi(c: &mut Criterion, group: &str, n: usize, task: fn() -> u64) {
+    let s = multi_setup();
+    let mut g = c.benchmark_group(group);
+    g.throughput(Throughput::Elements(n as u64));
+    if n > 1 {
+        g.sample_size(20);
+    }
+    g.bench_with_input(BenchmarkId::new("offload", n), &n, |b, &n| {
+        b.to_async(&s.runtime)
+            .iter(|| spawned(n, || spawn_offload(&s.pool, task), ran))
+    });
+    g.bench_with_input(BenchmarkId::new("rayon_oneshot", n), &n, |b, &n| {
+        b.to_async(&s.runtime)
+            .iter(|| spawned(n, || spawn_rayon_oneshot(&s.rayon, task), same))
+    });
+    g.bench_with_input(BenchmarkId::new("spawn_blocking", n), &n, |b, &n| {
+        b.to_async(&s.runtime)
+            .iter(|| spawned(n, || spawn_blocking_task(task), same))
+    });
+    g.finish();
+}
+
+fn multi_round_trip(c: &mut Criterion) {
+    multi(c, "e_multi_round_trip_empty", 1, empty);
+}
+
+fn multi_many_empty(c: &mut Criterion) {
+    multi(c, "f_multi_in_flight_empty", IN_FLIGHT_EMPTY, empty);
+}
+
+fn multi_many_10us(c: &mut Criterion) {
+    multi(c, "g_multi_in_flight_10us", IN_FLIGHT_WORK, work);
+}
+
 fn empty() -> u64 {
     black_box(1)
 }
@@ -186,6 +300,7 @@ criterion_group! {
     config = Criterion::default()
         .warm_up_time(Duration::from_secs(1))
         .measurement_time(Duration::from_secs(4));
-    targets = round_trip, many_empty, many_10us, clock
+    targets = round_trip, many_empty, many_10us, clock, multi_round_trip, multi_many_empty,
+        multi_many_10us
 }
 criterion_main!(benches);

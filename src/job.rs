@@ -69,8 +69,8 @@ impl Job {
     ) -> (Job, Reply<T::Output>) {
         let (tx, rx) = oneshot::async_channel();
         let body = Box::new(TaskJob {
-            meta,
-            task,
+            task: Some(task),
+            meta: Some(meta),
             tx,
             _tick: Tick(batch.map(Arc::clone)),
         });
@@ -101,44 +101,39 @@ trait Body: Send + 'static {
     fn abandon(self: Box<Self>);
 }
 
-/// The fields of a job still owned by the channel after its task was taken out to run.
-struct Sender<O> {
-    tx: oneshot::Sender<Result<O, Error>>,
+/// A task with its metadata and result channel. While the task runs, this same box stands in
+/// thread-local storage as the [`Watch`] (emptied of the task and metadata), so a run costs
+/// no allocation beyond the one made at submission.
+struct TaskJob<T: Task> {
+    /// Taken out to run.
+    task: Option<T>,
+    /// Taken out to run.
+    meta: Option<JobMeta>,
+    tx: oneshot::Sender<Result<T::Output, Error>>,
     /// Declared last, so it drops (and ticks) after the result has been sent.
     _tick: Tick,
 }
 
-struct TaskJob<T: Task> {
-    meta: JobMeta,
-    task: T,
-    tx: oneshot::Sender<Result<T::Output, Error>>,
-    _tick: Tick,
-}
-
 impl<T: Task> Body for TaskJob<T> {
-    fn run(self: Box<Self>, recorder: &Recorder, now: Stamp) -> Stamp {
-        let TaskJob {
-            meta,
-            task,
-            tx,
-            _tick,
-        } = *self;
+    fn run(mut self: Box<Self>, recorder: &Recorder, now: Stamp) -> Stamp {
         // Whoever stopped waiting already counted the task as cancelled or timed out.
-        if tx.is_closed() {
+        if self.tx.is_closed() {
             return now;
         }
+        let (Some(task), Some(meta)) = (self.task.take(), self.meta.take()) else {
+            unreachable!("a job runs once, and is built with its task and metadata");
+        };
         if meta.expired() {
-            let _ = tx.send(Err(meta.timed_out()));
+            let _ = self.tx.send(Err(meta.timed_out()));
             return now;
         }
         // The sender stands in thread-local storage while the task runs, so that
         // `is_cancelled` can ask it whether the caller is still there.
-        let watch: Box<dyn Watch> = Box::new(Sender { tx, _tick });
-        let (result, watch, ended) = invoke(task, &meta, recorder, now, Some(watch));
-        if let Some(sender) = watch.and_then(|w| w.into_any().downcast::<Sender<T::Output>>().ok())
-        {
+        let (result, watch, ended) = invoke(task, &meta, recorder, now, Some(self));
+        if let Some(job) = watch.and_then(|w| w.into_any().downcast::<TaskJob<T>>().ok()) {
+            let TaskJob { tx, _tick, .. } = *job;
             // An error means the caller left meanwhile; it counted that itself.
-            let _ = sender.tx.send(result);
+            let _ = tx.send(result);
         }
         ended
     }
@@ -149,13 +144,14 @@ impl<T: Task> Body for TaskJob<T> {
 }
 
 /// What [`is_cancelled`] asks while a task runs: whether its caller is still there. The
-/// job's sender, moved into thread-local storage for the run and handed back after it.
+/// job itself (its sender), moved into thread-local storage for the run and handed back after
+/// it.
 pub(crate) trait Watch: Send + 'static {
     fn caller_gone(&self) -> bool;
     fn into_any(self: Box<Self>) -> Box<dyn Any>;
 }
 
-impl<O: Send + 'static> Watch for Sender<O> {
+impl<T: Task> Watch for TaskJob<T> {
     fn caller_gone(&self) -> bool {
         self.tx.is_closed()
     }

@@ -99,10 +99,10 @@ impl<T: Task> IntoFuture for Run<T> {
                 backend: self.backend,
                 task: self.task,
                 room: RoomWait::default(),
+                options: self.options,
+                deadline: None,
+                timer: None,
             },
-            options: self.options,
-            deadline: None,
-            timer: None,
         }
     }
 }
@@ -117,12 +117,20 @@ impl<T: Task> fmt::Debug for Run<T> {
     }
 }
 
+// What a stage needs lives in its variant: the options, deadline and timer only matter
+// until the task is admitted (the handle keeps its own), and a smaller future is cheaper to
+// spawn and move (tokio copies it into the task's cell).
 enum Stage<T: Task> {
     /// Not admitted yet (the queue may be full).
     Unsubmitted {
         backend: Arc<Backend>,
         task: T,
         room: RoomWait,
+        options: Options,
+        /// Set at the first poll: the timeout counts from there.
+        deadline: Option<Instant>,
+        /// Started while waiting for room with a deadline; moves into the handle.
+        timer: Option<Timer>,
     },
     /// Admitted: the handle delivers the outcome.
     Submitted {
@@ -149,9 +157,6 @@ enum Stage<T: Task> {
 #[must_use = "futures do nothing unless polled"]
 pub struct RunFuture<T: Task> {
     state: Stage<T>,
-    options: Options,
-    deadline: Option<Instant>,
-    timer: Option<Timer>,
 }
 
 // The task is moved, never pinned in place, so the future does not need to stay put.
@@ -185,24 +190,24 @@ impl<T: Task> RunFuture<T> {
     /// Tries to submit, waiting for room while the queue is full. `Ready(None)` once
     /// submitted (poll the handle next); `Ready(Some(..))` when the task ended unsubmitted.
     fn poll_submit(&mut self, cx: &mut Context<'_>) -> Poll<Option<Result<T::Output, Error>>> {
-        let Stage::Unsubmitted { .. } = self.state else {
-            return Poll::Ready(None);
-        };
-        if self.deadline.is_none() {
-            self.deadline = self.options.deadline();
-        }
         let Stage::Unsubmitted {
             backend,
             task,
             mut room,
+            options,
+            mut deadline,
+            mut timer,
         } = std::mem::replace(&mut self.state, Stage::Done)
         else {
-            unreachable!("checked just above");
+            unreachable!("called only while unsubmitted");
         };
-        match backend.submit(task, &self.options, self.deadline, None) {
+        if deadline.is_none() {
+            deadline = options.deadline();
+        }
+        match backend.submit(task, &options, deadline, None) {
             Ok(handle) => {
                 room.stop();
-                let handle = handle.with_timer(self.timer.take());
+                let handle = handle.with_timer(timer);
                 self.state = Stage::Submitted {
                     _backend: backend,
                     handle,
@@ -215,10 +220,10 @@ impl<T: Task> RunFuture<T> {
             }
             Err(TryRunError::Full(task)) => {
                 // The queue is full: wait for room, or for the timeout.
-                if let Some(deadline) = self.deadline {
-                    if Timer::expired(&mut self.timer, deadline, cx) {
-                        let name = self.options.name_of(&task);
-                        let error = backend.time_out_unadmitted(name, self.options.timeout);
+                if let Some(deadline) = deadline {
+                    if Timer::expired(&mut timer, deadline, cx) {
+                        let name = options.name_of(&task);
+                        let error = backend.time_out_unadmitted(name, options.timeout);
                         return Poll::Ready(Some(Err(error)));
                     }
                 }
@@ -227,6 +232,9 @@ impl<T: Task> RunFuture<T> {
                     backend,
                     task,
                     room,
+                    options,
+                    deadline,
+                    timer,
                 };
                 ready.map(|()| None)
             }
@@ -236,15 +244,17 @@ impl<T: Task> RunFuture<T> {
 
 impl<T: Task> fmt::Debug for RunFuture<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let stage = match self.state {
-            Stage::Unsubmitted { .. } => "unsubmitted",
-            Stage::Submitted { .. } => "submitted",
-            Stage::Done => "done",
+        let mut d = f.debug_struct("RunFuture");
+        match &self.state {
+            Stage::Unsubmitted { options, .. } => d
+                .field("stage", &"unsubmitted")
+                .field("priority", &options.priority)
+                .field("timeout", &options.timeout),
+            Stage::Submitted { handle, .. } => {
+                d.field("stage", &"submitted").field("handle", handle)
+            }
+            Stage::Done => d.field("stage", &"done"),
         };
-        f.debug_struct("RunFuture")
-            .field("stage", &stage)
-            .field("priority", &self.options.priority)
-            .field("timeout", &self.options.timeout)
-            .finish()
+        d.finish()
     }
 }
