@@ -11,6 +11,8 @@
 //! The scheduler knows jobs, not tasks or handles: the front end (`backend.rs`) builds the job
 //! and the handle around an admission.
 
+#[cfg(all(test, offload_loom))]
+mod loom;
 mod state;
 
 use std::future::Future;

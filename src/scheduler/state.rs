@@ -11,9 +11,11 @@
 //! - once closed, nothing is admitted; the swap that takes in flight to zero on a closed pool
 //!   reports it, so shutdown's waiter is woken exactly when the last task ends.
 
-#[cfg(loom)]
+// Loom is a dev-dependency, so only the library's own test build can use its atomics (as in
+// tokio); `--cfg offload_loom` leaves every other build of the crate on std's.
+#[cfg(all(test, offload_loom))]
 use loom::sync::atomic::{AtomicU64, Ordering};
-#[cfg(not(loom))]
+#[cfg(not(all(test, offload_loom)))]
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use crossbeam_utils::CachePadded;
@@ -202,14 +204,13 @@ impl State {
     }
 
     /// Active drainers.
-    #[cfg(any(test, loom))]
+    #[cfg(test)]
     pub(crate) fn drainers(&self) -> u64 {
         drainers(self.word.load(Ordering::Acquire))
     }
 
     /// Waits until nothing is in flight. Whoever takes the count to zero on a closed pool
     /// (see [`claim_next`](Self::claim_next)) notifies `idle`.
-    #[cfg(not(loom))]
     pub(crate) async fn until_idle(&self, idle: &Event) {
         while self.in_flight() != 0 {
             let listener = idle.listen();
@@ -221,7 +222,7 @@ impl State {
     }
 }
 
-#[cfg(all(test, not(loom)))]
+#[cfg(all(test, not(offload_loom)))]
 mod tests {
     use super::*;
 
