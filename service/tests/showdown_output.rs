@@ -20,19 +20,10 @@ fn collect(mut pipe: impl Read + Send + 'static) -> JoinHandle<String> {
 
 #[test]
 fn smoke() {
-    // `cargo test` builds the examples first, so this `cargo run` only runs the binary; the
-    // bound is wider than `PATIENCE` for three modes of debug-build thumbnails on a busy
-    // machine.
-    let mut child = Command::new(env!("CARGO"))
-        .args([
-            "run",
-            "--quiet",
-            "-p",
-            "offload-service",
-            "--example",
-            "showdown",
-            "--",
-        ])
+    // `cargo test` builds every example before it runs a test, with the workspace's features;
+    // run that binary directly. (`cargo run` from here would resolve features for this one
+    // package and rebuild half the dependency tree inside the test's time budget.)
+    let mut child = Command::new(showdown_binary())
         .args([
             "--duration",
             "0.3",
@@ -83,4 +74,22 @@ fn smoke() {
         assert!(0.0 < max && p50 <= p99 && p99 <= max, "{row}");
         number("reactor_lag_p99_ms");
     }
+}
+
+/// `target/<profile>/examples/showdown`, beside this test's own `deps/` folder.
+fn showdown_binary() -> std::path::PathBuf {
+    let test = std::env::current_exe().unwrap();
+    let profile_dir = test
+        .parent()
+        .and_then(std::path::Path::parent)
+        .expect("the test runs from target/<profile>/deps");
+    let binary = profile_dir
+        .join("examples")
+        .join(format!("showdown{}", std::env::consts::EXE_SUFFIX));
+    assert!(
+        binary.exists(),
+        "{} is missing: run this test through `cargo test`, which builds the examples",
+        binary.display()
+    );
+    binary
 }
