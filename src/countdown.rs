@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use event_listener::{Event, EventListener};
 
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub(crate) struct Countdown {
     pending: AtomicUsize,
     zero: Event,
