@@ -44,6 +44,9 @@ impl AppState {
     /// [`StartError::RecorderTaken`] if a `metrics` recorder other than this crate's is already
     /// installed.
     pub fn new(config: Config) -> Result<AppState, StartError> {
+        // The recorder first: the pool registers its counters with whatever recorder is
+        // installed when it is built, and one built before would count into nothing.
+        let metrics = prometheus::handle().ok_or(StartError::RecorderTaken)?;
         let pool = match config.mode {
             Mode::Offload => {
                 let mut builder = Pool::builder();
@@ -57,7 +60,6 @@ impl AppState {
             }
             Mode::Inline | Mode::Blocking => Pool::inline(),
         };
-        let metrics = prometheus::handle().ok_or(StartError::RecorderTaken)?;
         Ok(AppState {
             pool,
             config: Arc::new(config),

@@ -97,9 +97,9 @@ async fn http_series_render_with_buckets_and_offload_tasks_total_appears() {
     let sum = sample(&text, &format!("http_request_duration_seconds_sum{route}")).unwrap();
     assert!(sum > 0.0, "{sum}");
 
-    // DEPENDS ON THE CORE: offload's `metrics` feature (emitting through the `metrics` facade)
-    // is a placeholder on the service branch; this assertion passes once the core records
-    // `offload_tasks_total{outcome=...}`, and fails until then.
+    // The pool's own series (offload's `metrics` feature). The pool registers its counters
+    // when it is built, so this also checks that the state installs the recorder first: a
+    // pool built before it counts into nothing (CI caught that order once).
     assert!(
         text.lines()
             .any(|l| l.starts_with("offload_tasks_total{") && l.contains(r#"outcome="completed""#)),
