@@ -28,14 +28,28 @@ use crate::time;
 pub(crate) struct Options {
     pub(crate) priority: Priority,
     pub(crate) timeout: Option<Duration>,
+    /// An explicit deadline; [`Options::deadline`] folds it into `timeout`.
+    pub(crate) deadline: Option<Instant>,
     pub(crate) name: Option<&'static str>,
 }
 
 impl Options {
-    /// The deadline of a submission made now, if a timeout is set. The clock is read only
-    /// when there is a timeout: most runs have none.
-    pub(crate) fn deadline(&self) -> Option<Instant> {
-        self.timeout.map(time::deadline_after)
+    /// The deadline of a submission made now: the earlier of the explicit deadline and the
+    /// timeout from now. An explicit deadline also becomes the timeout (what is left of it),
+    /// so a `TimedOut` error says how long the task had. The clock is read only when there is
+    /// a timeout or a deadline: most runs have neither.
+    pub(crate) fn deadline(&mut self) -> Option<Instant> {
+        let from_timeout = self.timeout.map(time::deadline_after);
+        let Some(explicit) = self.deadline else {
+            return from_timeout;
+        };
+        match from_timeout {
+            Some(d) if d <= explicit => Some(d),
+            _ => {
+                self.timeout = Some(explicit.saturating_duration_since(Instant::now()));
+                Some(explicit)
+            }
+        }
     }
 
     /// The name `task` runs under with these options.
@@ -192,6 +206,18 @@ impl Backend {
             Kind::Threads(scheduler) => scheduler.load(),
             Kind::Inline(inline) => inline.load(),
         }
+    }
+
+    /// How long until the work in flight has drained, by the average run time: what a
+    /// refused caller should wait before retrying. One second before any task ran.
+    pub(crate) fn retry_after(&self) -> Duration {
+        let Some(mean) = self.recorder.mean_run() else {
+            return Duration::from_secs(1);
+        };
+        let load = self.load();
+        let threads = self.threads.max(1) as u64;
+        let rounds = (load.queued + load.running).div_ceil(threads).max(1);
+        mean.saturating_mul(u32::try_from(rounds).unwrap_or(u32::MAX))
     }
 
     pub(crate) fn threads(&self) -> usize {

@@ -42,6 +42,34 @@ pub enum Error {
     /// The pool was shut down (or dropped) before the task could run.
     #[error("pool closed")]
     Closed,
+    /// Refused at submission, before anything ran: the task could not have finished by its
+    /// deadline behind the work already queued, or the backend's limits were reached. Retry
+    /// after `retry_after` (a prediction of when there will be room, not a promise).
+    #[error("task `{task}` refused: overloaded, retry after {retry_after:?}")]
+    Overloaded {
+        /// The task's [`name`](crate::Task::name).
+        task: &'static str,
+        /// When a retry may succeed: the backend's estimate of its drain time.
+        retry_after: Duration,
+    },
+    /// A remote backend (such as a Redis fleet) could not be reached in time. The task may
+    /// or may not have run; its result is not coming.
+    #[error("backend unavailable: {message}")]
+    Unavailable {
+        /// What failed, for logs.
+        message: String,
+    },
+    /// A remote backend ran the task `attempts` times and every attempt failed (a panic, a
+    /// lost worker); it gave up and set the task aside (a dead letter).
+    #[error("task `{task}` failed after {attempts} attempts: {message}")]
+    Failed {
+        /// The task's [`name`](crate::Task::name).
+        task: &'static str,
+        /// How many times it ran.
+        attempts: u32,
+        /// The last attempt's error.
+        message: String,
+    },
 }
 
 impl Error {
@@ -58,6 +86,20 @@ impl Error {
     /// Whether the pool was closed before the task ran.
     pub fn is_closed(&self) -> bool {
         matches!(self, Error::Closed)
+    }
+
+    /// Whether the task was refused as overloaded (see [`Error::retry_after`]).
+    pub fn is_overloaded(&self) -> bool {
+        matches!(self, Error::Overloaded { .. })
+    }
+
+    /// When a retry may succeed, for errors that say so ([`Error::Overloaded`]): what a
+    /// server puts in `Retry-After`.
+    pub fn retry_after(&self) -> Option<Duration> {
+        match self {
+            Error::Overloaded { retry_after, .. } => Some(*retry_after),
+            _ => None,
+        }
     }
 
     /// The error of a task named `task` whose `timeout` (if one was set) passed.

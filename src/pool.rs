@@ -210,6 +210,13 @@ impl Pool {
         self.run(task).try_submit()
     }
 
+    /// How long until the tasks in flight now have drained, predicted from recent run
+    /// times: what a server refusing work puts in `Retry-After` (with some jitter, so that
+    /// refused clients do not all come back at once). One second before any task has run.
+    pub fn retry_after(&self) -> Duration {
+        self.backend.retry_after()
+    }
+
     /// A snapshot of the pool's counters, queue depth and latency percentiles.
     pub fn metrics(&self) -> Metrics {
         self.backend.metrics()

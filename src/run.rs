@@ -67,6 +67,18 @@ impl<T: Task> Run<T> {
         self
     }
 
+    /// Gives up on the task at `deadline`, as [`timeout`](Run::timeout) does (the earlier of
+    /// the two applies). For a deadline that comes from outside, such as a request's: the
+    /// time the task waits for queue room counts against it.
+    ///
+    /// # Panics
+    ///
+    /// As [`timeout`](Run::timeout).
+    pub fn deadline(mut self, deadline: Instant) -> Run<T> {
+        self.options.deadline = Some(deadline);
+        self
+    }
+
     /// Overrides [`Task::name`] for this one submission (metrics, spans, errors).
     pub fn name(mut self, name: &'static str) -> Run<T> {
         self.options.name = Some(name);
@@ -81,7 +93,7 @@ impl<T: Task> Run<T> {
     /// [`TryRunError::Closed`] after [`Pool::close`](crate::Pool::close) or
     /// [`shutdown`](crate::Pool::shutdown). Either way the task comes back untouched and the
     /// pool counts it as `rejected`.
-    pub fn try_submit(self) -> Result<TaskHandle<T::Output>, TryRunError<T>> {
+    pub fn try_submit(mut self) -> Result<TaskHandle<T::Output>, TryRunError<T>> {
         let deadline = self.options.deadline();
         self.backend
             .submit(self.task, &self.options, deadline, None)
@@ -194,7 +206,7 @@ impl<T: Task> RunFuture<T> {
             backend,
             task,
             mut room,
-            options,
+            mut options,
             mut deadline,
             mut timer,
         } = std::mem::replace(&mut self.state, Stage::Done)

@@ -62,6 +62,11 @@ impl Outcome {
             Err(Error::Panicked { .. }) => Outcome::Panicked,
             Err(Error::TimedOut { .. }) => Outcome::TimedOut,
             Err(Error::Closed) => Outcome::Cancelled,
+            // A pool refuses overloaded tasks at admission (counted `rejected`, never
+            // submitted), and the last two come from remote backends only: they do not reach
+            // a pool's handle, but if one did, the nearest outcome counts it.
+            Err(Error::Overloaded { .. } | Error::Unavailable { .. }) => Outcome::Cancelled,
+            Err(Error::Failed { .. }) => Outcome::Panicked,
         }
     }
 
@@ -163,6 +168,8 @@ struct Slot {
 /// (inline callers), so workers never contend for a lock. Also knows the slow-task threshold.
 pub(crate) struct Recorder {
     slots: Box<[CachePadded<Mutex<Slot>>]>,
+    /// A moving average of run times over every task, in nanoseconds (0 before the first).
+    mean_run_ns: CachePadded<AtomicU64>,
     threads: usize,
     slow_task_threshold: Duration,
     #[cfg(feature = "metrics")]
@@ -178,6 +185,7 @@ impl Recorder {
             slots: (0..=threads)
                 .map(|_| CachePadded::new(Mutex::new(Slot::default())))
                 .collect(),
+            mean_run_ns: CachePadded::new(AtomicU64::new(0)),
             threads,
             slow_task_threshold,
             #[cfg(feature = "metrics")]
@@ -209,10 +217,32 @@ impl Recorder {
         };
         record_duration(&mut pair.wait, wait);
         record_duration(&mut pair.run, run);
+        self.average_run(run);
         #[cfg(feature = "metrics")]
         pair.facade
             .get_or_insert_with(|| facade::Pair::new(&self.label, name))
             .record(wait, run);
+    }
+
+    /// Folds `run` into the moving average, weight 1/8. Two threads racing may lose one
+    /// sample; an estimate does not mind.
+    fn average_run(&self, run: Duration) {
+        let sample = u64::try_from(run.as_nanos()).unwrap_or(u64::MAX);
+        let old = self.mean_run_ns.load(Ordering::Relaxed);
+        let new = if old == 0 {
+            sample.max(1)
+        } else {
+            (old - old / 8).saturating_add(sample / 8).max(1)
+        };
+        self.mean_run_ns.store(new, Ordering::Relaxed);
+    }
+
+    /// The moving average of run times, if any task ran yet.
+    pub(crate) fn mean_run(&self) -> Option<Duration> {
+        match self.mean_run_ns.load(Ordering::Relaxed) {
+            0 => None,
+            ns => Some(Duration::from_nanos(ns)),
+        }
     }
 
     /// The queue depth and running tasks now, for exporters that are pushed to.
