@@ -15,7 +15,7 @@ use crate::countdown::Countdown;
 use crate::error::{Error, TryRunError};
 use crate::handle::TaskHandle;
 use crate::inline::Inline;
-use crate::job::{Job, JobMeta};
+use crate::job::{self, Job, JobMeta};
 use crate::lag::ReactorLag;
 use crate::metrics::{Counters, Gauges, Metrics, Outcome, Recorder};
 use crate::priority::Priority;
@@ -118,6 +118,19 @@ impl Backend {
         let name = options.name_of(&task);
         let meta = JobMeta::now(name, options.timeout, deadline);
         match &self.kind {
+            // A task submitting work to its own pool would wait for a thread it may be
+            // holding (`block_on(pool.run(..))` on a busy pool never returns): run it on this
+            // thread instead, as rayon does with work started inside its pool.
+            Kind::Threads(scheduler) if scheduler.on_own_thread() => {
+                if scheduler.is_closed() {
+                    return Err(TryRunError::Closed(task));
+                }
+                self.counters.submitted();
+                let recorder = Arc::clone(&self.recorder);
+                let run = Box::new(move || job::run_here(task, &meta, &recorder));
+                let counters = Arc::clone(&self.counters);
+                Ok(TaskHandle::deferred(counters, run, name, options.timeout))
+            }
             Kind::Threads(scheduler) => {
                 let admission = match scheduler.admit() {
                     Ok(admission) => admission,

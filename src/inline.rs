@@ -11,7 +11,6 @@ use crate::job::{self, JobMeta};
 use crate::metrics::Recorder;
 use crate::scheduler::{Load, State};
 use crate::task::Task;
-use crate::time;
 
 #[derive(Debug)]
 pub(crate) struct Inline {
@@ -43,11 +42,7 @@ impl Inline {
             if this.state.begin_unqueued().is_err() {
                 return Err(Error::Closed);
             }
-            let result = if meta.expired() {
-                Err(meta.timed_out())
-            } else {
-                job::invoke(task, &meta, &this.recorder, time::stamp(), None).0
-            };
+            let result = job::run_here(task, &meta, &this.recorder);
             if this.state.end_unqueued() {
                 this.idle.notify(usize::MAX);
             }

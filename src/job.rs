@@ -170,6 +170,25 @@ thread_local! {
     static CURRENT: RefCell<Option<Current>> = const { RefCell::new(None) };
 }
 
+/// Runs `task` right here, on the calling thread, unless its deadline passed since
+/// submission: an inline pool's tasks, and tasks submitted from one of the pool's own threads.
+pub(crate) fn run_here<T: Task>(
+    task: T,
+    meta: &JobMeta,
+    recorder: &Recorder,
+) -> Result<T::Output, Error> {
+    if meta.expired() {
+        return Err(meta.timed_out());
+    }
+    invoke(task, meta, recorder, time::stamp(), None).0
+}
+
+/// Whether a task is running on this thread, further down its stack: a drainer that finds
+/// one is nested inside a task that waits in rayon.
+pub(crate) fn task_running_here() -> bool {
+    CURRENT.with(|c| c.borrow().is_some())
+}
+
 /// What [`invoke`] hands back: the result, the watch it was given, and when the run ended.
 pub(crate) type Invoked<O> = (Result<O, Error>, Option<Box<dyn Watch>>, Stamp);
 

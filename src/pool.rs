@@ -56,6 +56,14 @@ use crate::task::Task;
 /// working; the pool never loses capacity and never aborts the process. (The process's panic
 /// hook still runs, so the message is printed as usual.)
 ///
+/// # Work started from inside the pool
+///
+/// A task that submits to its own pool (`block_on(pool.run(..))` inside a task) gets a
+/// handle that runs the inner task on the calling thread at its first poll, as rayon runs
+/// work started inside its pool: waiting in the queue for a thread it may be holding itself
+/// would never end. And a task that waits inside rayon (`join`, `scope`) while its thread
+/// helps with queued tasks gets the thread back after at most one of them.
+///
 /// # Shutdown
 ///
 /// [`shutdown`](Pool::shutdown) refuses new tasks, lets queued and running ones finish and

@@ -120,19 +120,30 @@ impl Scheduler {
     }
 
     fn start_drainer(self: &Arc<Self>) {
+        self.spawn_drainer(false);
+    }
+
+    /// Puts a drainer on the rayon threads; `finished`: it continues one that ran a task
+    /// it has not retired yet.
+    fn spawn_drainer(self: &Arc<Self>, finished: bool) {
         let rayon = self.rayon.read().unwrap_or_else(PoisonError::into_inner);
         let this = Arc::clone(self);
         match rayon.as_ref() {
-            Some(pool) => pool.spawn(move || this.drain()),
+            Some(pool) => pool.spawn(move || this.drain(finished)),
             // Unreachable by construction (`shutdown` takes the threads only once nothing is
             // in flight), but if it ever happened the task must still resolve.
-            None => this.drain(),
+            None => this.drain(finished),
         }
     }
 
     /// A drainer: claims and runs queued jobs, most urgent first, until none is left.
-    fn drain(&self) {
-        let mut finished = false;
+    ///
+    /// A thread whose task waits inside rayon (`join`, `scope`, `par_iter`) runs other rayon
+    /// jobs meanwhile, drainers included, on top of that task's stack. Such a nested drainer
+    /// runs one task and then hands over to a fresh drainer job, so the thread gets back to
+    /// the waiting task as soon as its other half is done, instead of draining the queue to
+    /// the end first (under steady load that end never comes).
+    fn drain(self: Arc<Self>, mut finished: bool) {
         let mut now = time::stamp();
         loop {
             // Each step retires the previous task (if any) and claims the next one, or
@@ -168,6 +179,11 @@ impl Scheduler {
                     now = time::stamp();
                 }
             }
+            if job::task_running_here() {
+                // Nested (see above): still an active drainer, with a task to retire.
+                self.spawn_drainer(true);
+                return;
+            }
         }
     }
 
@@ -184,6 +200,19 @@ impl Scheduler {
 
     pub(crate) fn is_closed(&self) -> bool {
         self.state.is_closed()
+    }
+
+    /// Whether the calling thread is one of this scheduler's own: a task submitting more
+    /// work. Free on threads outside every rayon pool, which is where most submissions
+    /// come from.
+    pub(crate) fn on_own_thread(&self) -> bool {
+        rayon::current_thread_index().is_some()
+            && self
+                .rayon
+                .read()
+                .unwrap_or_else(PoisonError::into_inner)
+                .as_ref()
+                .is_some_and(|pool| pool.current_thread_index().is_some())
     }
 
     pub(crate) fn load(&self) -> Load {
