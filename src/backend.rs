@@ -15,11 +15,11 @@ use crate::countdown::Countdown;
 use crate::error::{Error, TryRunError};
 use crate::handle::TaskHandle;
 use crate::inline::Inline;
-use crate::job::{self, Job, JobMeta};
+use crate::job::{self, Charge, Job, JobMeta};
 use crate::lag::ReactorLag;
 use crate::metrics::{Counters, Gauges, Metrics, Outcome, Recorder};
 use crate::priority::Priority;
-use crate::scheduler::{Load, Refusal, RoomWait, Scheduler};
+use crate::scheduler::{Load, Refused, RoomWait, Scheduler};
 use crate::task::Task;
 use crate::time;
 
@@ -132,16 +132,21 @@ impl Backend {
                 Ok(TaskHandle::deferred(counters, run, name, options.timeout))
             }
             Kind::Threads(scheduler) => {
-                let admission = match scheduler.admit() {
+                let expected = self.recorder.expected_run(name);
+                let charge = Charge::new(expected, task.cost(), options.priority);
+                let admission = match scheduler.admit(charge, deadline) {
                     Ok(admission) => admission,
-                    Err(Refusal::Full) => return Err(TryRunError::Full(task)),
-                    Err(Refusal::Closed) => return Err(TryRunError::Closed(task)),
+                    Err(Refused::Full) => return Err(TryRunError::Full(task)),
+                    Err(Refused::Closed) => return Err(TryRunError::Closed(task)),
+                    Err(Refused::Late(retry_after)) => {
+                        return Err(TryRunError::Overloaded { task, retry_after });
+                    }
                 };
                 self.counters.submitted();
                 if let Some(countdown) = batch {
                     countdown.add();
                 }
-                let (job, reply) = Job::new(task, meta, batch);
+                let (job, reply) = Job::new(task, meta, charge, batch);
                 scheduler.enqueue(admission, options.priority, job);
                 let counters = Arc::clone(&self.counters);
                 Ok(TaskHandle::waiting(
@@ -221,16 +226,14 @@ impl Backend {
         }
     }
 
-    /// How long until the work in flight has drained, by the average run time: what a
-    /// refused caller should wait before retrying. One second before any task ran.
+    /// How long until the work in flight has drained, by the expected run times: what a
+    /// refused caller should wait before retrying.
     pub(crate) fn retry_after(&self) -> Duration {
-        let Some(mean) = self.recorder.mean_run() else {
-            return Duration::from_secs(1);
-        };
-        let load = self.load();
-        let threads = self.threads.max(1) as u64;
-        let rounds = (load.queued + load.running).div_ceil(threads).max(1);
-        mean.saturating_mul(u32::try_from(rounds).unwrap_or(u32::MAX))
+        match &self.kind {
+            Kind::Threads(scheduler) => scheduler.retry_after(),
+            // Never full: a retry can come at once.
+            Kind::Inline(_) => Duration::ZERO,
+        }
     }
 
     pub(crate) fn threads(&self) -> usize {

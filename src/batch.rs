@@ -96,7 +96,7 @@ impl<T: Task> IntoFuture for RunAll<T> {
             timer: None,
             room: RoomWait::default(),
             done: None,
-            refused: 0,
+            refused: None,
             finished: false,
         }
     }
@@ -135,8 +135,9 @@ pub struct RunAllFuture<T: Task> {
     timer: Option<Timer>,
     room: RoomWait,
     done: Option<EventListener>,
-    /// Tasks a closed pool refused: the output's last entries, as `Closed`.
-    refused: usize,
+    /// How many tasks the pool refused for good, and why (`Closed`, or `Overloaded` when
+    /// the batch's deadline cannot be met): the output's last entries.
+    refused: Option<(usize, Error)>,
     /// The output was handed out.
     finished: bool,
 }
@@ -156,12 +157,20 @@ impl<T: Task> RunAllFuture<T> {
                     self.unsent.push_front(task);
                     std::task::ready!(self.backend.poll_room(&mut self.room, cx));
                 }
-                Err(TryRunError::Closed(_)) => {
-                    // Closing is final: this task and every later one are refused.
+                Err(refusal) => {
+                    // Closing is final, and a batch whose deadline the queue ahead cannot
+                    // meet is refused whole: this task and every later one.
+                    let error = match refusal {
+                        TryRunError::Overloaded { task, retry_after } => Error::Overloaded {
+                            task: self.options.name_of(&task),
+                            retry_after,
+                        },
+                        _ => Error::Closed,
+                    };
                     let refused = 1 + self.unsent.len();
                     self.unsent.clear();
                     self.backend.rejected(refused as u64);
-                    self.refused += refused;
+                    self.refused = Some((refused, error));
                     break;
                 }
             }
@@ -226,13 +235,15 @@ impl<T: Task> RunAllFuture<T> {
         self.finish(results)
     }
 
-    /// Appends `Closed` for each task the pool refused, after everything admitted.
+    /// Appends an error for each task the pool refused, after everything admitted.
     fn finish(
         &mut self,
         mut results: Vec<Result<T::Output, Error>>,
     ) -> Vec<Result<T::Output, Error>> {
         self.finished = true;
-        results.extend((0..std::mem::take(&mut self.refused)).map(|_| Err(Error::Closed)));
+        if let Some((refused, error)) = self.refused.take() {
+            results.extend((0..refused).map(|_| Err(error.clone())));
+        }
         results
     }
 }

@@ -10,7 +10,7 @@ use crate::error::BuildError;
 use crate::job;
 use crate::metrics::{Counters, Recorder};
 use crate::pool::Pool;
-use crate::scheduler::{MAX_QUEUE_CAPACITY, MAX_THREADS, Scheduler};
+use crate::scheduler::{MAX_QUEUE_CAPACITY, MAX_THREADS, Policy, Scheduler};
 use crate::time;
 
 type Hook = Arc<dyn Fn() + Send + Sync>;
@@ -39,6 +39,7 @@ pub struct Builder {
     thread_name: String,
     stack_size: Option<usize>,
     slow_task_threshold: Duration,
+    policy: Policy,
     on_thread_start: Option<Hook>,
     on_thread_stop: Option<Hook>,
 }
@@ -51,6 +52,7 @@ impl Builder {
             thread_name: "offload".to_owned(),
             stack_size: None,
             slow_task_threshold: Duration::from_secs(2),
+            policy: Policy::default(),
             on_thread_start: None,
             on_thread_stop: None,
         }
@@ -92,6 +94,72 @@ impl Builder {
             "queue capacity must be at most {MAX_QUEUE_CAPACITY}"
         );
         self.queue_capacity = Some(capacity);
+        self
+    }
+
+    /// Also bounds the queue by the summed [`Task::cost`](crate::Task::cost) of the queued
+    /// tasks: for tasks that report their input's size, a bound in bytes. A full queue, by
+    /// count or by cost, is full: [`Pool::run`] waits and [`Pool::try_run`] refuses. A single
+    /// task costlier than `limit` is still admitted into an empty queue (it could never run
+    /// otherwise). A task's cost leaves the bound when a thread takes it.
+    ///
+    /// Default: no bound beyond [`queue_capacity`](Builder::queue_capacity).
+    ///
+    /// ```
+    /// use offload::Task;
+    ///
+    /// struct Resize(Vec<u8>);
+    ///
+    /// impl Task for Resize {
+    ///     type Output = usize;
+    ///     fn run(self) -> usize { self.0.len() }
+    ///     fn cost(&self) -> u64 { self.0.len() as u64 }
+    /// }
+    ///
+    /// // At most 256 MiB of queued input, whatever the count.
+    /// let pool = offload::Pool::builder().queue_cost_limit(256 << 20).build()?;
+    /// # Ok::<(), offload::BuildError>(())
+    /// ```
+    pub fn queue_cost_limit(mut self, limit: u64) -> Builder {
+        self.policy.cost_limit = Some(limit);
+        self
+    }
+
+    /// Sheds queued tasks without a deadline while the queue *stands*: when the shortest
+    /// queue wait has stayed above `target` for a whole `interval` (CoDel's test, as in
+    /// "Fail at Scale", ACM Queue 2015), a task that waited longer than `target` is dropped
+    /// as a thread takes it, unrun, and its caller gets
+    /// [`Error::Overloaded`](crate::Error::Overloaded) with a `retry_after`. One wait at or
+    /// under `target` ends the episode. A burst that drains within `interval` is untouched;
+    /// a queue that stays long, which only adds latency, is cut back to fresh work.
+    ///
+    /// Tasks with a deadline ([`Run::timeout`](crate::Run::timeout),
+    /// [`Run::deadline`](crate::Run::deadline)) are exempt: admission refuses those that
+    /// would miss their deadline, and a thread discards those whose deadline passed.
+    ///
+    /// A target of a few typical run times and an interval of 100 ms or more suit most
+    /// services. Default: off.
+    pub fn queue_delay(mut self, target: Duration, interval: Duration) -> Builder {
+        self.policy.queue_delay = Some((target, interval));
+        self
+    }
+
+    /// Turns deadline-aware admission on or off.
+    ///
+    /// On (the default), a task with a deadline ([`Run::timeout`](crate::Run::timeout),
+    /// [`Run::deadline`](crate::Run::deadline)) is refused at once with
+    /// [`Error::Overloaded`](crate::Error::Overloaded) (or
+    /// [`TryRunError::Overloaded`](crate::TryRunError::Overloaded)) when the forecast says it
+    /// would finish too late: the work queued ahead of it (at its priority and above, by the
+    /// recent run times of each task name) plus half of what runs, shared over the threads,
+    /// plus its own expected run time. Work that would be thrown away never takes a thread,
+    /// and the caller learns at once, with a `retry_after` (the predicted drain time),
+    /// instead of at its deadline. A task is never refused while a thread is free and
+    /// nothing is queued, so a forecast from a slow past cannot lock a task out.
+    ///
+    /// Off, such tasks queue like any other and time out if they must.
+    pub fn deadline_admission(mut self, enabled: bool) -> Builder {
+        self.policy.no_deadline_admission = !enabled;
         self
     }
 
@@ -178,7 +246,7 @@ impl Builder {
         // the first task.
         let _ = time::stamp();
         let recorder = Arc::new(Recorder::new(threads, self.slow_task_threshold, &label));
-        let scheduler = Scheduler::new(rayon, exits, capacity, Arc::clone(&recorder));
+        let scheduler = Scheduler::new(rayon, exits, capacity, Arc::clone(&recorder), self.policy);
         let counters = Counters::new(&label);
         let backend = Backend::threaded(scheduler, recorder, counters, threads, capacity);
         Ok(Pool::from_backend(backend))
@@ -194,6 +262,7 @@ impl fmt::Debug for Builder {
             .field("thread_name", &self.thread_name)
             .field("stack_size", &self.stack_size)
             .field("slow_task_threshold", &self.slow_task_threshold)
+            .field("policy", &self.policy)
             .field("on_thread_start", &hook(&self.on_thread_start))
             .field("on_thread_stop", &hook(&self.on_thread_stop))
             .finish()

@@ -132,11 +132,20 @@ impl Error {
 /// assert_eq!(task(), 1);
 /// ```
 #[derive(PartialEq, Eq)]
+#[non_exhaustive]
 pub enum TryRunError<T> {
-    /// The queue holds `queue_capacity` tasks already.
+    /// The queue holds `queue_capacity` tasks (or its cost bound) already.
     Full(T),
     /// The pool is shut down or shutting down.
     Closed(T),
+    /// The task has a deadline it would miss behind the work queued ahead of it (see
+    /// [`Run::deadline`](crate::Run::deadline)); retry after `retry_after`.
+    Overloaded {
+        /// The refused task.
+        task: T,
+        /// The pool's predicted drain time.
+        retry_after: Duration,
+    },
 }
 
 impl<T> TryRunError<T> {
@@ -150,10 +159,25 @@ impl<T> TryRunError<T> {
         matches!(self, TryRunError::Closed(_))
     }
 
+    /// Whether the task would have missed its deadline.
+    pub fn is_overloaded(&self) -> bool {
+        matches!(self, TryRunError::Overloaded { .. })
+    }
+
+    /// For [`TryRunError::Overloaded`], when to retry.
+    pub fn retry_after(&self) -> Option<Duration> {
+        match self {
+            TryRunError::Overloaded { retry_after, .. } => Some(*retry_after),
+            _ => None,
+        }
+    }
+
     /// Gives the refused task back.
     pub fn into_task(self) -> T {
         match self {
-            TryRunError::Full(t) | TryRunError::Closed(t) => t,
+            TryRunError::Full(t)
+            | TryRunError::Closed(t)
+            | TryRunError::Overloaded { task: t, .. } => t,
         }
     }
 }
@@ -163,6 +187,10 @@ impl<T> fmt::Debug for TryRunError<T> {
         match self {
             TryRunError::Full(_) => f.write_str("Full(..)"),
             TryRunError::Closed(_) => f.write_str("Closed(..)"),
+            TryRunError::Overloaded { retry_after, .. } => f
+                .debug_struct("Overloaded")
+                .field("retry_after", retry_after)
+                .finish_non_exhaustive(),
         }
     }
 }
@@ -172,6 +200,10 @@ impl<T> fmt::Display for TryRunError<T> {
         match self {
             TryRunError::Full(_) => f.write_str("queue full"),
             TryRunError::Closed(_) => f.write_str("pool closed"),
+            TryRunError::Overloaded { retry_after, .. } => write!(
+                f,
+                "overloaded: the task would miss its deadline; retry after {retry_after:?}"
+            ),
         }
     }
 }

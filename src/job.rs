@@ -14,6 +14,7 @@ use std::time::{Duration, Instant};
 use crate::countdown::{Countdown, Tick};
 use crate::error::Error;
 use crate::metrics::Recorder;
+use crate::priority::Priority;
 use crate::task::Task;
 use crate::time::{self, Stamp};
 
@@ -53,11 +54,38 @@ impl JobMeta {
     }
 }
 
+/// What one task adds to the backlog while it is queued (and its time while it runs).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct Charge {
+    /// Expected run time in nanoseconds; 0 when nothing is known yet.
+    pub(crate) expected_ns: u64,
+    /// The task's cost in the queue's cost bound.
+    pub(crate) cost: u64,
+    /// Queue index (priority), where the time is counted while queued.
+    pub(crate) queue: usize,
+}
+
+impl Charge {
+    pub(crate) fn new(expected: Option<Duration>, cost: u64, priority: Priority) -> Charge {
+        Charge {
+            expected_ns: expected.map_or(0, |d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)),
+            cost,
+            queue: priority.queue_index(),
+        }
+    }
+}
+
 /// The receiving half of a job's result channel.
 pub(crate) type Reply<O> = oneshot::AsyncReceiver<Result<O, Error>>;
 
-/// A queued task with its metadata, behind one thin pointer so queue slots stay small.
-pub(crate) struct Job(Box<dyn Body>);
+/// A queued task with its metadata (behind one pointer), and what the scheduler reads
+/// without touching the task: its charge, when it was queued, whether it has a deadline.
+pub(crate) struct Job {
+    body: Box<dyn Body>,
+    pub(crate) charge: Charge,
+    pub(crate) enqueued: Stamp,
+    pub(crate) has_deadline: bool,
+}
 
 impl Job {
     /// Packs a task, its metadata and the sending half of its result channel. A job of a
@@ -65,27 +93,41 @@ impl Job {
     pub(crate) fn new<T: Task>(
         task: T,
         meta: JobMeta,
+        charge: Charge,
         batch: Option<&Arc<Countdown>>,
     ) -> (Job, Reply<T::Output>) {
         let (tx, rx) = oneshot::async_channel();
+        let enqueued = meta.enqueued;
+        let has_deadline = meta.deadline.is_some();
         let body = Box::new(TaskJob {
             task: Some(task),
             meta: Some(meta),
             tx,
             _tick: Tick(batch.map(Arc::clone)),
         });
-        (Job(body), rx)
+        let job = Job {
+            body,
+            charge,
+            enqueued,
+            has_deadline,
+        };
+        (job, rx)
     }
 
     /// Runs the task, taking `now` as its start time; returns when it ended (or `now` if it
     /// did not run), so a drainer reads the clock once per task, not twice.
     pub(crate) fn run(self, recorder: &Recorder, now: Stamp) -> Stamp {
-        self.0.run(recorder, now)
+        self.body.run(recorder, now)
     }
 
     /// The pool was dropped with this job still queued: it resolves as closed, unrun.
     pub(crate) fn abandon(self) {
-        self.0.abandon();
+        self.body.abandon();
+    }
+
+    /// The queue-delay policy drops this job unrun: its caller learns it as overloaded.
+    pub(crate) fn shed(self, retry_after: Duration) {
+        self.body.shed(retry_after);
     }
 }
 
@@ -99,6 +141,7 @@ impl std::fmt::Debug for Job {
 trait Body: Send + 'static {
     fn run(self: Box<Self>, recorder: &Recorder, now: Stamp) -> Stamp;
     fn abandon(self: Box<Self>);
+    fn shed(self: Box<Self>, retry_after: Duration);
 }
 
 /// A task with its metadata and result channel. While the task runs, this same box stands in
@@ -140,6 +183,11 @@ impl<T: Task> Body for TaskJob<T> {
 
     fn abandon(self: Box<Self>) {
         let _ = self.tx.send(Err(Error::Closed));
+    }
+
+    fn shed(self: Box<Self>, retry_after: Duration) {
+        let task = self.meta.as_ref().map_or("", |m| m.name);
+        let _ = self.tx.send(Err(Error::Overloaded { task, retry_after }));
     }
 }
 

@@ -230,6 +230,12 @@ impl<T: Task> RunFuture<T> {
                 backend.rejected(1);
                 Poll::Ready(Some(Err(Error::Closed)))
             }
+            // Waiting would not help: the forecast says it would finish too late.
+            Err(TryRunError::Overloaded { task, retry_after }) => {
+                backend.rejected(1);
+                let task = options.name_of(&task);
+                Poll::Ready(Some(Err(Error::Overloaded { task, retry_after })))
+            }
             Err(TryRunError::Full(task)) => {
                 // The queue is full: wait for room, or for the timeout.
                 if let Some(deadline) = deadline {

@@ -165,11 +165,15 @@ impl Runner for Pool {
             }
             match run.try_submit() {
                 Ok(handle) => handle.await,
-                Err(TryRunError::Closed(_)) => Err(Error::Closed),
                 Err(TryRunError::Full(task)) => Err(Error::Overloaded {
                     task: task.name(),
                     retry_after: pool.retry_after(),
                 }),
+                Err(TryRunError::Overloaded { task, retry_after }) => Err(Error::Overloaded {
+                    task: task.name(),
+                    retry_after,
+                }),
+                Err(_) => Err(Error::Closed),
             }
         }
     }

@@ -49,6 +49,16 @@ pub trait Task: Send + 'static {
     fn name(&self) -> &'static str {
         short_type_name(std::any::type_name::<Self>())
     }
+
+    /// What the task weighs against the queue's cost bound
+    /// ([`Builder::queue_cost_limit`](crate::Builder::queue_cost_limit)): typically the
+    /// bytes it holds, such as its input's length, so that a queue of large inputs is
+    /// bounded in memory and not only in count.
+    ///
+    /// Called once, at submission. Default: 1.
+    fn cost(&self) -> u64 {
+        1
+    }
 }
 
 impl<F, R> Task for F

@@ -210,7 +210,10 @@ async fn a_batch_can_time_out_while_waiting_for_queue_room() {
     )
     .await;
     // One task took the only queue slot, two never got in: all three time out.
-    assert!(results.iter().all(|r| r.as_ref().unwrap_err().is_timeout()));
+    assert!(
+        results.iter().all(|r| r.as_ref().unwrap_err().is_timeout()),
+        "{results:?}"
+    );
     busy.release().await;
     bounded(pool.shutdown()).await;
     assert_eq!(ran.load(Ordering::SeqCst), 0);

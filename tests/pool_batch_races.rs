@@ -182,7 +182,7 @@ async fn dropped_batches_reconcile_exactly() {
 /// the counters exactly.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn timeouts_racing_completions_reconcile_exactly() {
-    let pool = support::pool(2, 4);
+    let pool = support::racing_pool(2, 4);
     let (mut ok, mut panicked, mut timed_out, mut total) = (0u64, 0u64, 0u64, 0u64);
     let default_hook = std::panic::take_hook();
     std::panic::set_hook(Box::new(move |info| {

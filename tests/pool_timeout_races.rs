@@ -267,7 +267,7 @@ async fn every_value_is_delivered_or_dropped_exactly_once() {
             self.1.fetch_add(1, Ordering::SeqCst);
         }
     }
-    let pool = support::pool(2, 4);
+    let pool = support::racing_pool(2, 4);
     let made = Arc::new(AtomicU64::new(0));
     let dropped = Arc::new(AtomicU64::new(0));
     let (mut ok, mut timed_out) = (0u64, 0u64);

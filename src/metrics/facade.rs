@@ -3,7 +3,7 @@
 //!
 //! Series, each labelled `pool` (the builder's `thread_name`, `offload` by default):
 //! - `offload_tasks_submitted_total`, `offload_tasks_rejected_total` (counters);
-//! - `offload_tasks_total{outcome="completed|panicked|cancelled|timed_out"}` (counter): once
+//! - `offload_tasks_total{outcome="completed|panicked|cancelled|timed_out|shed"}` (counter): once
 //!   nothing is in flight, its sum equals `offload_tasks_submitted_total`;
 //! - `offload_queued`, `offload_running` (gauges);
 //! - `offload_task_wait_seconds{task}`, `offload_task_run_seconds{task}` (histograms);
@@ -22,7 +22,7 @@ use super::Outcome;
 pub(super) struct Counters {
     pub(super) submitted: Counter,
     pub(super) rejected: Counter,
-    pub(super) ended: [Counter; 4],
+    pub(super) ended: [Counter; 5],
 }
 
 impl Counters {

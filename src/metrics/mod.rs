@@ -11,7 +11,7 @@ pub(crate) use facade::reactor_lag as export_reactor_lag;
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Mutex, PoisonError};
+use std::sync::{Arc, Mutex, PoisonError, RwLock};
 use std::time::Duration;
 
 use crossbeam_utils::CachePadded;
@@ -45,14 +45,17 @@ pub(crate) enum Outcome {
     Cancelled,
     /// The deadline passed first.
     TimedOut,
+    /// Dropped unrun by the queue-delay policy; the caller learned it as overloaded.
+    Shed,
 }
 
 impl Outcome {
-    const ALL: [Outcome; 4] = [
+    const ALL: [Outcome; 5] = [
         Outcome::Completed,
         Outcome::Panicked,
         Outcome::Cancelled,
         Outcome::TimedOut,
+        Outcome::Shed,
     ];
 
     /// The outcome a caller learns from `result`.
@@ -62,10 +65,12 @@ impl Outcome {
             Err(Error::Panicked { .. }) => Outcome::Panicked,
             Err(Error::TimedOut { .. }) => Outcome::TimedOut,
             Err(Error::Closed) => Outcome::Cancelled,
-            // A pool refuses overloaded tasks at admission (counted `rejected`, never
-            // submitted), and the last two come from remote backends only: they do not reach
-            // a pool's handle, but if one did, the nearest outcome counts it.
-            Err(Error::Overloaded { .. } | Error::Unavailable { .. }) => Outcome::Cancelled,
+            // At admission a refusal is counted `rejected` (never submitted); through a
+            // handle it is the queue-delay policy's.
+            Err(Error::Overloaded { .. }) => Outcome::Shed,
+            // Remote backends only: they do not reach a pool's handle, but if one did, the
+            // nearest outcome counts it.
+            Err(Error::Unavailable { .. }) => Outcome::Cancelled,
             Err(Error::Failed { .. }) => Outcome::Panicked,
         }
     }
@@ -78,6 +83,7 @@ impl Outcome {
             Outcome::Panicked => "panicked",
             Outcome::Cancelled => "cancelled",
             Outcome::TimedOut => "timed_out",
+            Outcome::Shed => "shed",
         }
     }
 }
@@ -88,7 +94,7 @@ impl Outcome {
 pub(crate) struct Counters {
     submitted: AtomicU64,
     rejected: AtomicU64,
-    ended: [AtomicU64; 4],
+    ended: [AtomicU64; 5],
     #[cfg(feature = "metrics")]
     facade: Option<facade::Counters>,
 }
@@ -136,6 +142,9 @@ impl Counters {
 struct Pair {
     wait: Histogram<u64>,
     run: Histogram<u64>,
+    /// This name's run-time average, shared with [`Recorder::expected_run`]; looked up at
+    /// the first run on this thread.
+    average: Option<Arc<AtomicU64>>,
     #[cfg(feature = "metrics")]
     facade: Option<facade::Pair>,
 }
@@ -145,6 +154,7 @@ impl Pair {
         Pair {
             wait: histogram(),
             run: histogram(),
+            average: None,
             #[cfg(feature = "metrics")]
             facade: None,
         }
@@ -170,6 +180,8 @@ pub(crate) struct Recorder {
     slots: Box<[CachePadded<Mutex<Slot>>]>,
     /// A moving average of run times over every task, in nanoseconds (0 before the first).
     mean_run_ns: CachePadded<AtomicU64>,
+    /// The same per task name: what admission expects a task of that name to take.
+    averages: RwLock<Vec<(&'static str, Arc<AtomicU64>)>>,
     threads: usize,
     slow_task_threshold: Duration,
     #[cfg(feature = "metrics")]
@@ -186,6 +198,7 @@ impl Recorder {
                 .map(|_| CachePadded::new(Mutex::new(Slot::default())))
                 .collect(),
             mean_run_ns: CachePadded::new(AtomicU64::new(0)),
+            averages: RwLock::default(),
             threads,
             slow_task_threshold,
             #[cfg(feature = "metrics")]
@@ -217,24 +230,42 @@ impl Recorder {
         };
         record_duration(&mut pair.wait, wait);
         record_duration(&mut pair.run, run);
-        self.average_run(run);
+        let average = pair.average.get_or_insert_with(|| self.average_of(name));
+        fold(average, run);
+        fold(&self.mean_run_ns, run);
         #[cfg(feature = "metrics")]
         pair.facade
             .get_or_insert_with(|| facade::Pair::new(&self.label, name))
             .record(wait, run);
     }
 
-    /// Folds `run` into the moving average, weight 1/8. Two threads racing may lose one
-    /// sample; an estimate does not mind.
-    fn average_run(&self, run: Duration) {
-        let sample = u64::try_from(run.as_nanos()).unwrap_or(u64::MAX);
-        let old = self.mean_run_ns.load(Ordering::Relaxed);
-        let new = if old == 0 {
-            sample.max(1)
-        } else {
-            (old - old / 8).saturating_add(sample / 8).max(1)
-        };
-        self.mean_run_ns.store(new, Ordering::Relaxed);
+    /// The shared average of `name`, registered at its first run on any thread.
+    fn average_of(&self, name: &'static str) -> Arc<AtomicU64> {
+        let mut averages = self
+            .averages
+            .write()
+            .unwrap_or_else(PoisonError::into_inner);
+        if let Some((_, average)) = averages.iter().find(|(n, _)| *n == name) {
+            return Arc::clone(average);
+        }
+        let average = Arc::new(AtomicU64::new(0));
+        averages.push((name, Arc::clone(&average)));
+        average
+    }
+
+    /// How long a task named `name` is expected to run: the moving average of its runs, or
+    /// of every task's before one of that name has run; `None` before any task ran.
+    pub(crate) fn expected_run(&self, name: &'static str) -> Option<Duration> {
+        let averages = self.averages.read().unwrap_or_else(PoisonError::into_inner);
+        let by_name = averages
+            .iter()
+            .find(|(n, _)| std::ptr::eq(*n, name) || *n == name)
+            .map_or(0, |(_, average)| average.load(Ordering::Relaxed));
+        drop(averages);
+        match by_name {
+            0 => self.mean_run(),
+            ns => Some(Duration::from_nanos(ns)),
+        }
     }
 
     /// The moving average of run times, if any task ran yet.
@@ -273,6 +304,19 @@ impl std::fmt::Debug for Recorder {
             .field("slow_task_threshold", &self.slow_task_threshold)
             .finish_non_exhaustive()
     }
+}
+
+/// Folds `run` into the moving average `average` (nanoseconds, 0 = none yet) with weight
+/// 1/8. Two threads racing may lose one sample; an estimate does not mind.
+fn fold(average: &AtomicU64, run: Duration) {
+    let sample = u64::try_from(run.as_nanos()).unwrap_or(u64::MAX).max(1);
+    let old = average.load(Ordering::Relaxed);
+    let new = if old == 0 {
+        sample
+    } else {
+        (old - old / 8).saturating_add(sample / 8).max(1)
+    };
+    average.store(new, Ordering::Relaxed);
 }
 
 /// Percentiles of one latency distribution, in nanoseconds (1% precision).
@@ -328,7 +372,7 @@ impl TaskLatency {
 ///
 /// Every submitted task ends exactly one way, so once nothing is in flight (for example after
 /// [`shutdown`](crate::Pool::shutdown) returns and every caller has its result),
-/// `submitted == completed + panicked + cancelled + timed_out` and
+/// `submitted == completed + panicked + cancelled + timed_out + shed` and
 /// `queued == running == 0`; see [`Metrics::is_settled`]. Tasks that `try_run` refused, or
 /// that arrived after the pool closed, count as `rejected` and were never submitted.
 ///
@@ -366,6 +410,9 @@ pub struct Metrics {
     pub cancelled: u64,
     /// Tasks whose timeout passed first.
     pub timed_out: u64,
+    /// Tasks the queue-delay policy ([`Builder::queue_delay`](crate::Builder::queue_delay))
+    /// dropped unrun; their callers got [`Error::Overloaded`](crate::Error::Overloaded).
+    pub shed: u64,
     /// Tasks refused (queue full for `try_run`, or pool closed); never submitted.
     pub rejected: u64,
     /// Tasks waiting in the queue now.
@@ -402,7 +449,8 @@ impl Metrics {
         for pair in by_name.values() {
             all.merge(pair);
         }
-        let [completed, panicked, cancelled, timed_out] = Outcome::ALL.map(|o| counters.load(o));
+        let [completed, panicked, cancelled, timed_out, shed] =
+            Outcome::ALL.map(|o| counters.load(o));
         Metrics {
             threads: gauges.threads as u64,
             queue_capacity: gauges.capacity as u64,
@@ -411,6 +459,7 @@ impl Metrics {
             panicked,
             cancelled,
             timed_out,
+            shed,
             rejected: counters.rejected.load(Ordering::Relaxed),
             queued: gauges.queued,
             running: gauges.running,
@@ -425,7 +474,7 @@ impl Metrics {
 
     /// Tasks that have ended, one way or another.
     pub fn ended(&self) -> u64 {
-        self.completed + self.panicked + self.cancelled + self.timed_out
+        self.completed + self.panicked + self.cancelled + self.timed_out + self.shed
     }
 
     /// Whether every submitted task has ended and nothing is queued or running.

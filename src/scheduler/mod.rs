@@ -11,6 +11,8 @@
 //! The scheduler knows jobs, not tasks or handles: the front end (`backend.rs`) builds the job
 //! and the handle around an admission.
 
+mod delay;
+mod forecast;
 #[cfg(all(test, offload_loom))]
 mod loom;
 mod state;
@@ -21,6 +23,7 @@ use std::pin::Pin;
 use std::sync::atomic::{self, AtomicUsize, Ordering};
 use std::sync::{Arc, PoisonError, RwLock};
 use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, Sender, TrySendError};
 use crossbeam_utils::CachePadded;
@@ -28,13 +31,47 @@ use event_listener::{Event, EventListener};
 use rayon::ThreadPool;
 
 use crate::countdown::Countdown;
-use crate::job::{self, Job};
+use crate::job::{self, Charge, Job};
 use crate::metrics::Recorder;
 use crate::priority::Priority;
 use crate::time;
 
+use delay::QueueDelay;
+use forecast::Backlog;
 use state::Step;
 pub(crate) use state::{Load, MAX_QUEUE_CAPACITY, MAX_THREADS, Refusal, State};
+
+/// Why [`Scheduler::admit`] turned a task away.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Refused {
+    /// No room: `capacity` tasks, or the cost bound, are queued already. Waiting may help.
+    Full,
+    /// Closed for good.
+    Closed,
+    /// Behind the work queued ahead of it, the task would finish past its deadline. Retry
+    /// after the predicted drain time.
+    Late(Duration),
+}
+
+impl From<Refusal> for Refused {
+    fn from(r: Refusal) -> Refused {
+        match r {
+            Refusal::Full => Refused::Full,
+            Refusal::Closed => Refused::Closed,
+        }
+    }
+}
+
+/// The scheduler's settings beyond threads and capacity.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct Policy {
+    /// The bound on the summed cost of queued tasks, if any.
+    pub(crate) cost_limit: Option<u64>,
+    /// The queue-delay policy's target and interval, if on.
+    pub(crate) queue_delay: Option<(Duration, Duration)>,
+    /// Off: tasks with a deadline are admitted whatever the forecast.
+    pub(crate) no_deadline_admission: bool,
+}
 
 /// A reserved queue slot. Pass it to [`Scheduler::enqueue`] with the job: a slot that is
 /// never filled would keep a drainer waiting for it.
@@ -42,6 +79,7 @@ pub(crate) use state::{Load, MAX_QUEUE_CAPACITY, MAX_THREADS, Refusal, State};
 #[must_use = "an admitted slot must be filled with `Scheduler::enqueue`"]
 pub(crate) struct Admission {
     start_drainer: bool,
+    charge: Charge,
 }
 
 struct Queue {
@@ -66,6 +104,11 @@ pub(crate) struct Scheduler {
     recorder: Arc<Recorder>,
     capacity: u64,
     threads: u64,
+    /// Queued and running work in expected time and cost: forecasts and the cost bound.
+    backlog: Backlog,
+    cost_limit: Option<u64>,
+    queue_delay: Option<QueueDelay>,
+    deadline_admission: bool,
 }
 
 impl Scheduler {
@@ -75,6 +118,7 @@ impl Scheduler {
         exits: Arc<Countdown>,
         capacity: usize,
         recorder: Arc<Recorder>,
+        policy: Policy,
     ) -> Scheduler {
         let threads = rayon.current_num_threads();
         let queue = || {
@@ -94,19 +138,65 @@ impl Scheduler {
             recorder,
             capacity: capacity as u64,
             threads: threads as u64,
+            backlog: Backlog::default(),
+            cost_limit: policy.cost_limit,
+            deadline_admission: !policy.no_deadline_admission,
+            queue_delay: policy
+                .queue_delay
+                .map(|(target, interval)| QueueDelay::new(target, interval)),
         }
     }
 
-    /// Reserves a queue slot and counts the task in flight.
-    pub(crate) fn admit(&self) -> Result<Admission, Refusal> {
-        let (start_drainer, load) = self.state.try_admit(self.capacity, self.threads)?;
-        self.recorder.load(load.queued, load.running);
-        Ok(Admission { start_drainer })
+    /// Reserves a queue slot (and the task's cost) and counts the task in flight, unless
+    /// the forecast says a task with a `deadline` would finish past it.
+    pub(crate) fn admit(
+        &self,
+        charge: Charge,
+        deadline: Option<Instant>,
+    ) -> Result<Admission, Refused> {
+        // Never refused while a thread is free and nothing waits: the task starts at once,
+        // and its run teaches the forecast (an estimate from a slow past must not lock a
+        // task out for good).
+        if let Some(deadline) = deadline.filter(|_| self.deadline_admission) {
+            let load = self.state.load();
+            let idle = load.queued == 0 && load.running < self.threads;
+            if !idle && self.backlog.would_be_late(charge, deadline, self.threads) {
+                return Err(Refused::Late(self.retry_after()));
+            }
+        }
+        if !self.backlog.reserve_cost(charge.cost, self.cost_limit) {
+            return Err(Refused::Full);
+        }
+        match self.state.try_admit(self.capacity, self.threads) {
+            Ok((start_drainer, load)) => {
+                self.recorder.load(load.queued, load.running);
+                Ok(Admission {
+                    start_drainer,
+                    charge,
+                })
+            }
+            Err(refusal) => {
+                self.backlog.release_cost(charge.cost, self.cost_limit);
+                Err(refusal.into())
+            }
+        }
+    }
+
+    /// The predicted time until the work in flight now has drained: when a refused caller
+    /// may try again. At least a millisecond.
+    pub(crate) fn retry_after(&self) -> Duration {
+        self.backlog
+            .drain_time(self.threads)
+            .max(Duration::from_millis(1))
     }
 
     /// Queues `job` in the slot `admission` reserved, and starts a drainer if admission
     /// asked for one.
     pub(crate) fn enqueue(self: &Arc<Self>, admission: Admission, priority: Priority, job: Job) {
+        debug_assert_eq!(admission.charge, job.charge);
+        // Counted before the push, so the drainer's subtraction after its pop never
+        // comes first.
+        self.backlog.queued(job.charge);
         let queue = &self.queues[priority.queue_index()];
         // The channel's room covers every admitted task (see `new`) and both ends live in
         // `self`, so this never fails; if that bound were ever wrong, waiting for a drainer
@@ -159,13 +249,22 @@ impl Scheduler {
                 return;
             };
             let job = self.pop_claimed();
+            let charge = job.charge;
+            self.backlog.release_cost(charge.cost, self.cost_limit);
+            self.backlog.started(charge);
             if self.waiters.load(Ordering::SeqCst) > 0 {
                 // Pairs with `RoomWait`: a waiter either sees the freed slot on its retry, or
                 // is counted here and gets the notification.
                 self.room.notify(1);
             }
             if abandoned {
+                self.backlog.ended(charge);
                 job.abandon();
+                continue;
+            }
+            if self.sheds(&job, now) {
+                self.backlog.ended(charge);
+                job.shed(self.retry_after());
                 continue;
             }
             // Jobs run their tasks under their own panic guards; this one covers the rest,
@@ -179,12 +278,23 @@ impl Scheduler {
                     now = time::stamp();
                 }
             }
+            self.backlog.ended(charge);
             if job::task_running_here() {
                 // Nested (see above): still an active drainer, with a task to retire.
                 self.spawn_drainer(true);
                 return;
             }
         }
+    }
+
+    /// Whether the queue-delay policy drops `job` (leaving the queue at about `now`) unrun.
+    /// Tasks with a deadline are exempt: admission and the check at dequeue handle them.
+    fn sheds(&self, job: &Job, now: time::Stamp) -> bool {
+        let Some(policy) = &self.queue_delay else {
+            return false;
+        };
+        let wait = now.saturating_duration_since(job.enqueued);
+        policy.shed(wait, now) && !job.has_deadline
     }
 
     /// Pops a claimed job. Its submitter pushes right after admission, so if the queues look

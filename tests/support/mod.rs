@@ -140,6 +140,17 @@ pub fn pool(threads: usize, capacity: usize) -> offload::Pool {
         .unwrap()
 }
 
+/// [`pool`], with deadline-aware admission off: for tests that race timeouts against
+/// completions, whose tight deadlines a forecast would mostly refuse before they could race.
+pub fn racing_pool(threads: usize, capacity: usize) -> offload::Pool {
+    offload::Pool::builder()
+        .threads(threads)
+        .queue_capacity(capacity)
+        .deadline_admission(false)
+        .build()
+        .unwrap()
+}
+
 /// Every thread of a pool held by a task that waits on one gate.
 pub struct Occupied {
     gate: Gate,
@@ -203,6 +214,7 @@ pub struct Tally {
     pub panicked: u64,
     pub cancelled: u64,
     pub timed_out: u64,
+    pub shed: u64,
     pub rejected: u64,
 }
 
@@ -217,6 +229,7 @@ pub fn assert_settled(pool: &offload::Pool, want: Tally) {
         panicked: m.panicked,
         cancelled: m.cancelled,
         timed_out: m.timed_out,
+        shed: m.shed,
         rejected: m.rejected,
     };
     assert_eq!(got, want, "{m:?}");
