@@ -12,8 +12,8 @@ use std::cell::Cell;
 use std::fmt;
 
 use rayon::prelude::*;
-use serde::de::{self, DeserializeSeed, SeqAccess, Visitor};
 use serde::Deserialize;
+use serde::de::{self, DeserializeSeed, SeqAccess, Visitor};
 use serde_json::value::RawValue;
 
 use super::agg::{AddError, Field, Options, Partial, Totals, merge};
@@ -161,7 +161,10 @@ pub(crate) fn totals(data: &[u8], opts: &Options) -> Result<Totals, ReportError>
         max_rows: opts.limits.max_rows,
         over_limit: &over_limit,
     };
-    let index = match indexer.deserialize(&mut de).and_then(|i| de.end().map(|()| i)) {
+    let index = match indexer
+        .deserialize(&mut de)
+        .and_then(|i| de.end().map(|()| i))
+    {
         Ok(index) => index,
         Err(_) if over_limit.get() => {
             return Err(ReportError::TooManyRows {

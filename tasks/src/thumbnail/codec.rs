@@ -35,7 +35,9 @@ pub(crate) fn decode(
         }
         SourceFormat::WebP => {
             let d = WebPDecoder::new(cursor).map_err(|e| ThumbnailError::undecodable(format, e))?;
-            decode_with(d, format, limits, || webp_canvas::check_canvas(bytes, limits))
+            decode_with(d, format, limits, || {
+                webp_canvas::check_canvas(bytes, limits)
+            })
         }
         SourceFormat::Jpeg => Err(ThumbnailError::undecodable(
             format,

@@ -54,7 +54,13 @@ fn max_lzw_output(bytes: u64) -> u64 {
 /// sub-blocks of the first image. `None` when the structure ends or breaks first.
 fn first_frame(bytes: &[u8]) -> Option<FirstFrame> {
     let u16_at = |at: usize| Some(u16::from_le_bytes([*bytes.get(at)?, *bytes.get(at + 1)?]));
-    let table_len = |flags: u8| if flags & 0x80 != 0 { 3 << ((flags & 7) + 1) } else { 0 };
+    let table_len = |flags: u8| {
+        if flags & 0x80 != 0 {
+            3 << ((flags & 7) + 1)
+        } else {
+            0
+        }
+    };
     let mut pos = 13 + table_len(*bytes.get(10)?);
     loop {
         match *bytes.get(pos)? {

@@ -26,10 +26,8 @@ pub(crate) fn decode(
     bytes: &[u8],
     limits: &Limits,
 ) -> Result<(Raster, Orientation), ThumbnailError> {
-    let mut decoder = png::Decoder::new_with_limits(
-        Cursor::new(bytes),
-        png::Limits { bytes: SIDE_BYTES },
-    );
+    let mut decoder =
+        png::Decoder::new_with_limits(Cursor::new(bytes), png::Limits { bytes: SIDE_BYTES });
     decoder.set_ignore_iccp_chunk(true);
     decoder.set_ignore_text_chunk(true);
     let header = decoder.read_header_info().map_err(undecodable)?;

@@ -35,10 +35,7 @@ pub(crate) fn check_canvas(bytes: &[u8], limits: &Limits) -> Result<(), Thumbnai
     match ext.image {
         Some(image) if image != ext.canvas => Err(ThumbnailError::undecodable(
             SourceFormat::WebP,
-            format!(
-                "image is {}x{} but its canvas is {w}x{h}",
-                image.0, image.1
-            ),
+            format!("image is {}x{} but its canvas is {w}x{h}", image.0, image.1),
         )),
         _ => Ok(()),
     }
