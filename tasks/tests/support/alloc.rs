@@ -1,14 +1,25 @@
 //! Peak-memory measurement for the hostile-input tests.
 //!
 //! A test binary installs the counting allocator with
-//! `#[global_allocator] static ALLOC: &PeakMemAlloc<System> = &INSTRUMENTED_SYSTEM;`
-//! (from `peakmem_alloc`) and measures with [`measure`], which runs one closure at a time,
-//! so tests in the same binary cannot add to each other's peak.
+//! `#[global_allocator] static ALLOC: Counting = &INSTRUMENTED_SYSTEM;` and measures with [`measure`], which runs one test's setup and
+//! task at a time, so tests in the same binary cannot add to each other's peak.
 
+use std::alloc::System;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use peakmem_alloc::{INSTRUMENTED_SYSTEM, PeakMemAllocTrait};
+pub(crate) use peakmem_alloc::INSTRUMENTED_SYSTEM;
+use peakmem_alloc::{PeakMemAlloc, PeakMemAllocTrait};
+
+/// The type of the global allocator a measuring test binary installs.
+pub(crate) type Counting = &'static PeakMemAlloc<System>;
+
+/// A time bound for a hostile input: far above a healthy run on a busy 2-core machine in a
+/// debug build, far below the old code's (quadratic scans, gigabyte allocations).
+pub(crate) const QUICK: Duration = Duration::from_secs(5);
+
+/// A megabyte (10^6 bytes).
+pub(crate) const MB: usize = 1_000_000;
 
 static SERIAL: Mutex<()> = Mutex::new(());
 
@@ -21,16 +32,21 @@ pub(crate) struct Measured<T> {
     pub(crate) peak: usize,
 }
 
-/// Runs `f` alone (other `measure` calls wait) and records its peak extra memory and time.
+/// Builds the input with `setup`, then runs `f` on it and records `f`'s peak extra memory
+/// and time. Whole calls run one at a time, so no other test's input is being built while
+/// `f` is measured.
 ///
-/// Only meaningful in a binary whose global allocator is `INSTRUMENTED_SYSTEM`.
-pub(crate) fn measure<T>(f: impl FnOnce() -> T) -> Measured<T> {
+/// Only meaningful in a binary whose global allocator is `INSTRUMENTED_SYSTEM`. `f`
+/// borrows the input, so freeing it does not offset the peak.
+pub(crate) fn measure<I, T>(setup: impl FnOnce() -> I, f: impl FnOnce(&I) -> T) -> Measured<T> {
     let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let input = setup();
     INSTRUMENTED_SYSTEM.reset_peak_memory();
     let start = Instant::now();
-    let value = f();
+    let value = f(&input);
     let elapsed = start.elapsed();
     let peak = INSTRUMENTED_SYSTEM.get_peak_memory();
+    drop(input);
     Measured {
         value,
         elapsed,
