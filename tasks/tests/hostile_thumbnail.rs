@@ -35,6 +35,11 @@ fn smoke() {
         assert!(png.len() < 1_100_000, "{} bytes", png.len());
         thumbnail(png, &png_options())
     });
+    eprintln!(
+        "png with 1 GiB iCCP: {:?}, peak {:.1} MB",
+        run.elapsed,
+        mb(run.peak)
+    );
     let out = run.value.unwrap();
     assert_eq!((out.width, out.height), (1, 1));
     assert!(run.elapsed < QUICK, "took {:?}", run.elapsed);
@@ -48,6 +53,11 @@ fn png_text_chunks_are_not_inflated() {
         png_zeros(2, 2, 8, 6, &chunks)
     };
     let run = measure(png, |png| thumbnail(png, &png_options()));
+    eprintln!(
+        "png with 1 GiB zTXt and iTXt: {:?}, peak {:.1} MB",
+        run.elapsed,
+        mb(run.peak)
+    );
     let out = run.value.unwrap();
     assert_eq!((out.width, out.height), (2, 2));
     assert!(run.elapsed < QUICK, "took {:?}", run.elapsed);
@@ -96,6 +106,11 @@ fn gif_declaring_a_huge_screen_fails_before_allocating() {
         assert!(gif.len() < 50, "{} bytes", gif.len());
         thumbnail(gif, &png_options())
     });
+    eprintln!(
+        "40-byte gif of 10000x10000: {:?}, peak {:.1} MB",
+        run.elapsed,
+        mb(run.peak)
+    );
     match run.value {
         Err(ThumbnailError::Undecodable { reason, .. }) => {
             assert!(reason.contains("10000x10000"), "{reason}");
@@ -114,6 +129,11 @@ fn gif_declaring_a_huge_screen_fails_before_allocating() {
 fn webp_canvas_larger_than_its_image_fails_before_allocating() {
     let webp = || webp_bomb(10_000, 10_000);
     let run = measure(webp, |webp| thumbnail(webp, &png_options()));
+    eprintln!(
+        "webp canvas 10000x10000 around 1x1: {:?}, peak {:.1} MB",
+        run.elapsed,
+        mb(run.peak)
+    );
     match run.value {
         Err(ThumbnailError::Undecodable { reason, .. }) => {
             assert!(reason.contains("canvas is 10000x10000"), "{reason}");

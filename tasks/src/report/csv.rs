@@ -476,6 +476,20 @@ mod tests {
     }
 
     #[test]
+    fn bounds_of_a_body_without_line_breaks() {
+        let body = vec![b'x'; 5 * CHUNK];
+        assert_eq!(chunk_bounds(&body), [0, body.len()]);
+        // One line break, late: every earlier nominal point finds the same cut, once.
+        let mut body = vec![b'x'; 5 * CHUNK];
+        body[4 * CHUNK + 7] = b'\n';
+        assert_eq!(chunk_bounds(&body), [0, 4 * CHUNK + 8, body.len()]);
+        // An unclosed quote: nothing after it is a record boundary.
+        let mut body = b"a\n\"".to_vec();
+        body.extend(std::iter::repeat_n(b"x\n", 2 * CHUNK).flatten());
+        assert_eq!(chunk_bounds(&body), [0, body.len()]);
+    }
+
+    #[test]
     fn bounds_skip_newlines_inside_quotes() {
         let mut body = Vec::new();
         while body.len() < 3 * CHUNK {

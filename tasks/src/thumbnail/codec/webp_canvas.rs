@@ -91,3 +91,56 @@ fn chunks(bytes: &[u8]) -> impl Iterator<Item = (&[u8], &[u8])> {
         Some((&header[..4], payload))
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `RIFF....WEBP`, a VP8X chunk declaring `w` x `h` with `flags`, then `rest`.
+    fn vp8x(flags: u8, w: u32, h: u32, rest: &[u8]) -> Vec<u8> {
+        let mut payload = vec![flags, 0, 0, 0];
+        payload.extend_from_slice(&(w - 1).to_le_bytes()[..3]);
+        payload.extend_from_slice(&(h - 1).to_le_bytes()[..3]);
+        let mut out = b"RIFF\0\0\0\0WEBPVP8X".to_vec();
+        out.extend_from_slice(&10u32.to_le_bytes());
+        out.extend(payload);
+        out.extend_from_slice(rest);
+        out
+    }
+
+    #[test]
+    fn animation_canvas_must_fit_half_the_pixel_limit() {
+        let anmf = b"ANMF\x18\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0";
+        let limits = Limits {
+            max_pixels: 1000,
+            ..Limits::default()
+        };
+        assert_eq!(
+            check_canvas(&vp8x(0x02, 40, 20, anmf), &limits),
+            Err(ThumbnailError::TooManyPixels {
+                width: 40,
+                height: 20,
+                max: 500
+            })
+        );
+        assert_eq!(check_canvas(&vp8x(0x02, 25, 20, anmf), &limits), Ok(()));
+    }
+
+    #[test]
+    fn still_image_must_match_its_canvas() {
+        // A VP8L header declaring 3x2: 14-bit width - 1, 14-bit height - 1.
+        let bits: u32 = 2 | (1 << 14);
+        let mut vp8l = b"VP8L\x05\0\0\0\x2f".to_vec();
+        vp8l.extend_from_slice(&bits.to_le_bytes());
+        vp8l.push(0); // padding to an even length
+        let limits = Limits::default();
+        assert_eq!(check_canvas(&vp8x(0, 3, 2, &vp8l), &limits), Ok(()));
+        let result = check_canvas(&vp8x(0, 300, 2, &vp8l), &limits);
+        assert!(
+            result.as_ref().is_err_and(|e| e.is_undecodable()),
+            "{result:?}"
+        );
+        // Not extended: left to the decoder.
+        assert_eq!(check_canvas(b"RIFF\0\0\0\0WEBPVP8L", &limits), Ok(()));
+    }
+}
