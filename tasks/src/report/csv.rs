@@ -9,10 +9,15 @@
 // quoting) are the same on any number of threads. Rayon folds each run of consecutive chunks
 // it hands one thread into one `Partial`: small chunks for balance at the end, without a
 // partial (and its first sight of every date) per chunk. Sums are exact whatever the grouping.
+//
+// Hostile input stays linear: a cut point's scan never goes back over bytes an earlier scan
+// passed (a body without a line break is scanned once, not once per cut point), and a record
+// never holds more fields than the header, so text without line breaks (CR-only line ends
+// included) cannot grow the field list. The header itself is capped at `MAX_COLUMNS`.
 
 use std::borrow::Cow;
 
-use memchr::{memchr, memchr_iter};
+use memchr::{memchr, memchr_iter, memchr2};
 use rayon::prelude::*;
 
 use super::agg::{AddError, Field, Options, Partial, Totals, merge};
@@ -20,6 +25,9 @@ use super::error::{ReportError, RowError, RowErrorKind};
 use super::types::OnBadRow;
 
 const CHUNK: usize = 1 << 18;
+
+/// Most columns a header may have; a longer one fails with [`ReportError::TooManyColumns`].
+pub(crate) const MAX_COLUMNS: usize = 1024;
 
 /// One field of a record: byte range inside the input, and whether it holds `""` escapes.
 #[derive(Debug, Clone, Copy)]
@@ -38,12 +46,27 @@ struct RecordError {
 }
 
 /// Parses one record starting at `pos` into `fields`; returns the position after it.
+///
+/// A record with more than `max_fields` fields fails with `ExtraField` as soon as the extra
+/// field starts, so `fields` never grows past `max_fields`.
 #[inline]
-fn parse_record(data: &[u8], mut pos: usize, fields: &mut Vec<Span>) -> Result<usize, RecordError> {
+fn parse_record(
+    data: &[u8],
+    mut pos: usize,
+    fields: &mut Vec<Span>,
+    max_fields: usize,
+) -> Result<usize, RecordError> {
     fields.clear();
     let n = data.len();
     let resume_after = |at: usize| memchr(b'\n', &data[at.min(n)..]).map_or(n, |i| at + i + 1);
     loop {
+        if fields.len() >= max_fields {
+            return Err(RecordError {
+                field: fields.len(),
+                kind: RowErrorKind::ExtraField,
+                resume: resume_after(pos),
+            });
+        }
         if pos < n && data[pos] == b'"' {
             let start = pos + 1;
             let mut i = start;
@@ -237,7 +260,7 @@ fn parse_chunk<'a>(
         if partial.rows > opts.limits.max_rows {
             return Err(ChunkError::TooManyRows);
         }
-        let failure = match parse_record(data, pos, &mut fields) {
+        let failure = match parse_record(data, pos, &mut fields, want) {
             Err(e) => {
                 pos = e.resume;
                 Some((cols.name(e.field), e.kind))
@@ -283,12 +306,13 @@ pub(crate) fn totals(data: &[u8], opts: &Options) -> Result<Totals, ReportError>
     let body_start = if data.is_empty() {
         return Err(ReportError::MissingColumn("date".to_owned()));
     } else {
-        parse_record(data, 0, &mut header).map_err(|e| {
-            ReportError::Row(RowError {
+        parse_record(data, 0, &mut header, MAX_COLUMNS).map_err(|e| match e.kind {
+            RowErrorKind::ExtraField => ReportError::TooManyColumns { limit: MAX_COLUMNS },
+            kind => ReportError::Row(RowError {
                 row: 0,
                 column: "*".to_owned(),
-                kind: e.kind,
-            })
+                kind,
+            }),
         })?
     };
     let names: Vec<String> = header
@@ -364,6 +388,8 @@ fn chunk_bounds(body: &[u8]) -> Vec<usize> {
         .collect();
     let mut bounds = vec![0];
     let mut in_quotes = false;
+    // Where the last scan stopped: a nominal point before it would find the same cut.
+    let mut scanned_to = 0;
     for (k, seg_odd) in odd
         .iter()
         .enumerate()
@@ -371,16 +397,11 @@ fn chunk_bounds(body: &[u8]) -> Vec<usize> {
     {
         in_quotes ^= seg_odd;
         let nominal = (k + 1) * CHUNK;
-        let mut inq = in_quotes;
-        let mut cut = body.len();
-        for (i, &b) in body[nominal..].iter().enumerate() {
-            if b == b'"' {
-                inq = !inq;
-            } else if b == b'\n' && !inq {
-                cut = nominal + i + 1;
-                break;
-            }
+        if nominal < scanned_to {
+            continue;
         }
+        let cut = cut_after(body, nominal, in_quotes);
+        scanned_to = cut;
         if cut > *bounds.last().unwrap_or(&0) && cut < body.len() {
             bounds.push(cut);
         }
@@ -389,13 +410,30 @@ fn chunk_bounds(body: &[u8]) -> Vec<usize> {
     bounds
 }
 
+/// The position after the first newline outside quotes at or after `from` (which is inside
+/// quotes when `in_quotes`), or `body.len()`.
+fn cut_after(body: &[u8], from: usize, mut in_quotes: bool) -> usize {
+    let mut pos = from;
+    loop {
+        let Some(i) = memchr2(b'"', b'\n', &body[pos..]) else {
+            return body.len();
+        };
+        pos += i + 1;
+        if body[pos - 1] == b'"' {
+            in_quotes = !in_quotes;
+        } else if !in_quotes {
+            return pos;
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     fn record(s: &str) -> Result<Vec<String>, RowErrorKind> {
         let mut f = Vec::new();
-        parse_record(s.as_bytes(), 0, &mut f).map_err(|e| e.kind)?;
+        parse_record(s.as_bytes(), 0, &mut f, 8).map_err(|e| e.kind)?;
         Ok(f.iter()
             .map(|&sp| {
                 String::from_utf8(unescape(s.as_bytes(), sp).into_owned()).unwrap_or_default()
@@ -418,6 +456,8 @@ mod tests {
         assert_eq!(record("\"open"), Err(RowErrorKind::UnterminatedQuote));
         assert_eq!(record("\"a\"b,c"), Err(RowErrorKind::MisplacedQuote));
         assert_eq!(record("a\"b,c"), Err(RowErrorKind::MisplacedQuote));
+        assert_eq!(record("1,2,3,4,5,6,7,8,9\n"), Err(RowErrorKind::ExtraField));
+        assert_eq!(record("1,2,3,4,5,6,7,8\n").map(|f| f.len()), Ok(8));
     }
 
     #[test]
@@ -433,6 +473,20 @@ mod tests {
         // Bytes just above and below the targets never match.
         let near = [b'+', b'-', b'\t', b'\x0b', b'!', b'#', 0x80 | b',', 0xff];
         assert_eq!(find_special(&near, 0), near.len());
+    }
+
+    #[test]
+    fn bounds_of_a_body_without_line_breaks() {
+        let body = vec![b'x'; 5 * CHUNK];
+        assert_eq!(chunk_bounds(&body), [0, body.len()]);
+        // One line break, late: every earlier nominal point finds the same cut, once.
+        let mut body = vec![b'x'; 5 * CHUNK];
+        body[4 * CHUNK + 7] = b'\n';
+        assert_eq!(chunk_bounds(&body), [0, 4 * CHUNK + 8, body.len()]);
+        // An unclosed quote: nothing after it is a record boundary.
+        let mut body = b"a\n\"".to_vec();
+        body.extend(std::iter::repeat_n(b"x\n", 2 * CHUNK).flatten());
+        assert_eq!(chunk_bounds(&body), [0, body.len()]);
     }
 
     #[test]

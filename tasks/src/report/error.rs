@@ -21,6 +21,14 @@ pub enum ReportError {
         /// The limit.
         limit: u64,
     },
+    /// The CSV header has more columns than the parser accepts (1024). A file with CR-only
+    /// line endings reads as one header line and usually ends here: only `\n` and `\r\n`
+    /// end a line.
+    #[error("csv header has more than {limit} columns (line ends must be \\n or \\r\\n)")]
+    TooManyColumns {
+        /// The limit.
+        limit: usize,
+    },
     /// The CSV header lacks a required column (or the input is empty).
     #[error("csv header has no `{0}` column")]
     MissingColumn(String),
@@ -46,7 +54,10 @@ impl ReportError {
 
     /// Whether a limit from [`Limits`](super::Limits) was hit.
     pub fn is_limit(&self) -> bool {
-        matches!(self, Self::InputTooLarge { .. } | Self::TooManyRows { .. })
+        matches!(
+            self,
+            Self::InputTooLarge { .. } | Self::TooManyRows { .. } | Self::TooManyColumns { .. }
+        )
     }
 }
 

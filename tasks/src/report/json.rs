@@ -1,14 +1,19 @@
 //! The JSON front end: an array of row objects, parsed without ever turning money into floats.
 //
-// Implementation: the array is split into raw elements first (one pass that also checks the
-// syntax), then elements are parsed in parallel chunks. Fields are taken as raw JSON text, so
-// `12.34` is read digit by digit like CSV text and a field with the wrong type is reported
-// with its column name.
+// Implementation: one streaming pass checks the syntax, counts the elements (stopping at the
+// row limit) and notes where every `CHUNK_ROWS`-th element starts; nothing per row is kept,
+// so a body of a million bare zeros costs no more memory than one of ten rows. Then chunks
+// are parsed in parallel, each walking its elements again from its start offset. Fields are
+// taken as raw JSON text, so `12.34` is read digit by digit like CSV text and a field with
+// the wrong type is reported with its column name.
 
 use std::borrow::Cow;
+use std::cell::Cell;
+use std::fmt;
 
 use rayon::prelude::*;
 use serde::Deserialize;
+use serde::de::{self, DeserializeSeed, SeqAccess, Visitor};
 use serde_json::value::RawValue;
 
 use super::agg::{AddError, Field, Options, Partial, Totals, merge};
@@ -61,6 +66,11 @@ fn number(raw: &RawValue) -> &[u8] {
 }
 
 fn add_row<'a>(partial: &mut Partial<'a>, raw: &'a RawValue) -> Result<(), (String, RowErrorKind)> {
+    // Not an object: known without building a serde error, which a body of a million bare
+    // values in skip mode would otherwise build a million times.
+    if !raw.get().starts_with('{') {
+        return Err(("*".to_owned(), RowErrorKind::WrongType));
+    }
     let row: Row<'a> =
         serde_json::from_str(raw.get()).map_err(|_| ("*".to_owned(), RowErrorKind::WrongType))?;
     let need = |v: Option<&'a RawValue>, f: Field| {
@@ -78,34 +88,123 @@ fn add_row<'a>(partial: &mut Partial<'a>, raw: &'a RawValue) -> Result<(), (Stri
         .map_err(|AddError(f, kind)| (field_name(f).to_owned(), kind))
 }
 
+/// Where the element chunks start in the input, and how many elements there are.
+#[derive(Debug)]
+struct Index {
+    starts: Vec<usize>,
+    rows: u64,
+}
+
+/// The first pass: a visitor over the top-level array that keeps only [`Index`].
+struct Indexer<'a, 'de> {
+    data: &'de [u8],
+    max_rows: u64,
+    over_limit: &'a Cell<bool>,
+}
+
+impl<'de> DeserializeSeed<'de> for Indexer<'_, 'de> {
+    type Value = Index;
+
+    fn deserialize<D: de::Deserializer<'de>>(self, d: D) -> Result<Index, D::Error> {
+        d.deserialize_seq(self)
+    }
+}
+
+impl<'de> Visitor<'de> for Indexer<'_, 'de> {
+    type Value = Index;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("an array of row objects")
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Index, A::Error> {
+        let mut index = Index {
+            starts: Vec::new(),
+            rows: 0,
+        };
+        while let Some(raw) = seq.next_element::<&'de RawValue>()? {
+            if index.rows == self.max_rows {
+                self.over_limit.set(true);
+                return Err(de::Error::custom("too many rows"));
+            }
+            if index.rows.is_multiple_of(CHUNK_ROWS as u64) {
+                index.starts.push(offset(self.data, raw));
+            }
+            index.rows += 1;
+        }
+        Ok(index)
+    }
+}
+
+/// Where `raw` (borrowed from `data`) starts in `data`.
+fn offset(data: &[u8], raw: &RawValue) -> usize {
+    raw.get().as_ptr().addr() - data.as_ptr().addr()
+}
+
+/// The `n` array elements starting at `start`, which the first pass found well formed.
+fn elements(data: &[u8], start: usize, n: usize) -> impl Iterator<Item = &RawValue> {
+    let mut pos = start;
+    (0..n).map_while(move |_| {
+        let mut de = serde_json::Deserializer::from_slice(&data[pos..]);
+        let raw = <&RawValue>::deserialize(&mut de).ok()?;
+        pos = offset(data, raw) + raw.get().len();
+        // Past the whitespace and the comma before the next element.
+        pos += data[pos..]
+            .iter()
+            .position(|&b| b == b',')
+            .map_or(data.len() - pos, |i| i + 1);
+        Some(raw)
+    })
+}
+
 /// Parses a JSON array of row objects and merges every group's totals.
 pub(crate) fn totals(data: &[u8], opts: &Options) -> Result<Totals, ReportError> {
-    let rows: Vec<&RawValue> =
-        serde_json::from_slice(data).map_err(|e| ReportError::Json(e.to_string()))?;
-    if rows.len() as u64 > opts.limits.max_rows {
-        return Err(ReportError::TooManyRows {
-            limit: opts.limits.max_rows,
-        });
-    }
-    let results: Vec<Result<Partial<'_>, ReportError>> = rows
-        .par_chunks(CHUNK_ROWS)
+    let over_limit = Cell::new(false);
+    let mut de = serde_json::Deserializer::from_slice(data);
+    let indexer = Indexer {
+        data,
+        max_rows: opts.limits.max_rows,
+        over_limit: &over_limit,
+    };
+    let index = match indexer
+        .deserialize(&mut de)
+        .and_then(|i| de.end().map(|()| i))
+    {
+        Ok(index) => index,
+        Err(_) if over_limit.get() => {
+            return Err(ReportError::TooManyRows {
+                limit: opts.limits.max_rows,
+            });
+        }
+        Err(e) => return Err(ReportError::Json(e.to_string())),
+    };
+    let rows = index.rows as usize;
+    // Rayon folds each run of chunks it hands one thread into one partial, as for CSV.
+    let results: Vec<Result<Partial<'_>, ReportError>> = index
+        .starts
+        .par_iter()
         .enumerate()
-        .map(|(c, chunk)| {
-            let mut partial = Partial::new(opts.period);
-            for (i, &raw) in chunk.iter().enumerate() {
-                partial.rows += 1;
-                if let Err((column, kind)) = add_row(&mut partial, raw) {
-                    match opts.on_bad_row {
-                        OnBadRow::Skip => partial.skipped += 1,
-                        OnBadRow::Fail => {
-                            let row = (c * CHUNK_ROWS + i + 1) as u64;
-                            return Err(ReportError::Row(RowError { row, column, kind }));
+        .fold(
+            || Ok(Partial::new(opts.period)),
+            |partial, (c, &start)| {
+                let mut partial = partial?;
+                let first = c * CHUNK_ROWS;
+                let n = CHUNK_ROWS.min(rows - first);
+                for (i, raw) in elements(data, start, n).enumerate() {
+                    partial.rows += 1;
+                    if let Err((column, kind)) = add_row(&mut partial, raw) {
+                        match opts.on_bad_row {
+                            OnBadRow::Skip => partial.skipped += 1,
+                            OnBadRow::Fail => {
+                                let row = (first + i + 1) as u64;
+                                return Err(ReportError::Row(RowError { row, column, kind }));
+                            }
                         }
                     }
                 }
-            }
-            Ok(partial)
-        })
+                Ok(partial)
+            },
+        )
         .collect();
     let partials = results.into_iter().collect::<Result<Vec<_>, _>>()?;
     Ok(merge(partials))

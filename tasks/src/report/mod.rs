@@ -26,7 +26,8 @@
 //! A row that does not parse stops the task with [`ReportError::Row`], naming the 1-based
 //! data row and the column; with [`OnBadRow::Skip`] it is left out and counted in
 //! [`Report::skipped_rows`]. [`Limits`] caps input bytes and rows. No input makes the task
-//! panic.
+//! panic, and no input takes time or memory beyond what legal input of its size takes: see
+//! the budget on [`Limits`].
 //!
 //! # Parallelism
 //!

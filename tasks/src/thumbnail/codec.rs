@@ -1,4 +1,8 @@
-//! PNG, WebP and GIF through the `image` crate: header-first decoding and PNG/WebP encoding.
+//! PNG, WebP and GIF: header-first decoding within the memory budget, PNG/WebP encoding.
+
+mod gif_frame;
+mod png_decode;
+mod webp_canvas;
 
 use std::io::Cursor;
 
@@ -11,12 +15,10 @@ use image::{DynamicImage, ExtendedColorType, ImageDecoder, ImageEncoder};
 use super::raster::Raster;
 use super::{Format, Limits, SourceFormat, ThumbnailError};
 
-/// The decoders' own allocation cap never goes below this (ancillary chunks, palettes).
-const MIN_ALLOC: u64 = 512 * 1024 * 1024;
-
-/// Decodes the first frame after checking the declared size against `limits`.
+/// Decodes the first frame after checking the declared sizes against `limits`.
 ///
 /// Returns the raster (RGB, or RGBA when the image has alpha) and its EXIF orientation.
+/// The pixel buffers held at once stay within the budget in [`Limits`]' docs.
 pub(crate) fn decode(
     bytes: &[u8],
     format: SourceFormat,
@@ -24,18 +26,18 @@ pub(crate) fn decode(
 ) -> Result<(Raster, Orientation), ThumbnailError> {
     let cursor = Cursor::new(bytes);
     match format {
-        SourceFormat::Png => {
-            let d = image::codecs::png::PngDecoder::new(cursor)
-                .map_err(|e| ThumbnailError::undecodable(format, e))?;
-            decode_with(d, format, limits)
-        }
+        SourceFormat::Png => png_decode::decode(bytes, limits),
         SourceFormat::Gif => {
             let d = GifDecoder::new(cursor).map_err(|e| ThumbnailError::undecodable(format, e))?;
-            decode_with(d, format, limits)
+            decode_with(d, format, limits, || {
+                gif_frame::check_first_frame(bytes, limits)
+            })
         }
         SourceFormat::WebP => {
             let d = WebPDecoder::new(cursor).map_err(|e| ThumbnailError::undecodable(format, e))?;
-            decode_with(d, format, limits)
+            decode_with(d, format, limits, || {
+                webp_canvas::check_canvas(bytes, limits)
+            })
         }
         SourceFormat::Jpeg => Err(ThumbnailError::undecodable(
             format,
@@ -44,10 +46,13 @@ pub(crate) fn decode(
     }
 }
 
+/// Decodes through `image` once the declared size passes `limits` and then `check`, the
+/// format's own header checks.
 fn decode_with(
     mut d: impl ImageDecoder,
     format: SourceFormat,
     limits: &Limits,
+    check: impl FnOnce() -> Result<(), ThumbnailError>,
 ) -> Result<(Raster, Orientation), ThumbnailError> {
     let undecodable = |e: image::ImageError| ThumbnailError::undecodable(format, e);
     let (width, height) = d.dimensions();
@@ -55,8 +60,9 @@ fn decode_with(
     if width == 0 || height == 0 {
         return Err(ThumbnailError::undecodable(format, "zero image dimension"));
     }
+    check()?;
     let mut decoder_limits = image::Limits::default();
-    decoder_limits.max_alloc = Some(limits.max_pixels.saturating_mul(8).max(MIN_ALLOC));
+    decoder_limits.max_alloc = Some(limits.decode_budget());
     d.set_limits(decoder_limits).map_err(undecodable)?;
     let orientation = d.orientation().unwrap_or(Orientation::NoTransforms);
     let img = DynamicImage::from_decoder(d).map_err(undecodable)?;

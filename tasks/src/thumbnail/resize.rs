@@ -1,7 +1,7 @@
 //! Lanczos3 convolution resize with SIMD (`fast_image_resize`), alpha-aware.
 
 use fast_image_resize::images::{Image, ImageRef};
-use fast_image_resize::{FilterType, PixelType, ResizeAlg, ResizeOptions, Resizer};
+use fast_image_resize::{FilterType, MulDiv, PixelType, ResizeAlg, ResizeOptions, Resizer};
 
 use super::geometry::Crop;
 use super::raster::Raster;
@@ -11,9 +11,11 @@ use super::{Format, ThumbnailError};
 /// in errors).
 ///
 /// `crop` is in `src` pixels. RGBA is premultiplied for the filter and back, so transparent
-/// pixels do not bleed their colour into opaque ones.
+/// pixels do not bleed their colour into opaque ones. The source is premultiplied in place
+/// (it is not used afterwards): the resizer's own premultiply would copy the whole source,
+/// doubling the peak memory of a large RGBA image.
 pub(crate) fn resize(
-    src: Raster,
+    mut src: Raster,
     crop: Crop,
     width: u32,
     height: u32,
@@ -32,6 +34,15 @@ pub(crate) fn resize(
     } else {
         PixelType::U8x3
     };
+    let alpha = src.channels == 4;
+    let mul_div = MulDiv::default();
+    if alpha {
+        let mut view = Image::from_slice_u8(src.width, src.height, &mut src.data, pixel_type)
+            .map_err(|e| err(&e))?;
+        mul_div
+            .multiply_alpha_inplace(&mut view)
+            .map_err(|e| err(&e))?;
+    }
     let src_view =
         ImageRef::new(src.width, src.height, &src.data, pixel_type).map_err(|e| err(&e))?;
     let mut dst = Image::new(width, height, pixel_type);
@@ -42,6 +53,7 @@ pub(crate) fn resize(
     let top = crop.top.clamp(0.0, h - 1.0);
     let options = ResizeOptions::new()
         .resize_alg(ResizeAlg::Convolution(FilterType::Lanczos3))
+        .use_alpha(false)
         .crop(
             left,
             top,
@@ -51,6 +63,11 @@ pub(crate) fn resize(
     Resizer::new()
         .resize(&src_view, &mut dst, &options)
         .map_err(|e| err(&e))?;
+    if alpha {
+        mul_div
+            .divide_alpha_inplace(&mut dst)
+            .map_err(|e| err(&e))?;
+    }
     Ok(Raster {
         width,
         height,

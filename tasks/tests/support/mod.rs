@@ -1,6 +1,8 @@
 //! Helpers shared by the task tests: one submodule per task family, and a patience that
 //! bounds every wait on a pool.
 
+pub(crate) mod alloc;
+pub(crate) mod bomb;
 pub(crate) mod pdf;
 pub(crate) mod thumbnail;
 

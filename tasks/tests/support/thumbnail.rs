@@ -147,7 +147,7 @@ pub(crate) fn red_disc_on_transparent(w: u32, h: u32) -> RgbaImage {
 }
 
 /// CRC-32 (IEEE) as PNG chunks use it.
-fn crc32(data: &[u8]) -> u32 {
+pub(crate) fn crc32(data: &[u8]) -> u32 {
     let mut crc = !0u32;
     for &b in data {
         crc ^= u32::from(b);
