@@ -26,8 +26,8 @@ use offload_tasks::thumbnail::{ErrorKind, ThumbnailError};
 ///
 /// A 503 carries `Retry-After` in whole seconds (rounded up, at least 1) and
 /// `x-retry-after-ms` in milliseconds. Both hold the predicted wait `p` plus a uniform random
-/// jitter in `[0, p + 1 s)`, drawn per response, so that clients refused together do not
-/// come back together.
+/// jitter in `[0, p + 2 s)`, drawn per response, so that clients refused together do not
+/// come back together (even when `p` is short, the whole seconds spread over 1 and 2).
 #[derive(Debug)]
 pub struct AppError {
     status: StatusCode,
@@ -41,6 +41,9 @@ pub struct AppError {
 /// The wait a refusal predicts when it has nothing better: the pool's default before any task
 /// has run.
 const DEFAULT_RETRY: Duration = Duration::from_secs(1);
+/// The jitter's spread beyond the prediction: two seconds, so that `Retry-After`, in whole
+/// seconds, varies even when the pool predicts a few milliseconds.
+const JITTER_FLOOR: Duration = Duration::from_secs(2);
 
 impl AppError {
     fn new(status: StatusCode, reason: impl Into<Cow<'static, str>>) -> AppError {
@@ -102,9 +105,9 @@ impl AppError {
     }
 }
 
-/// `predicted` plus a uniform jitter in `[0, predicted + 1 s)`.
+/// `predicted` plus a uniform jitter in `[0, predicted + 2 s)`.
 fn jittered(predicted: Duration) -> Duration {
-    let spread = predicted.saturating_add(DEFAULT_RETRY);
+    let spread = predicted.saturating_add(JITTER_FLOOR);
     predicted.saturating_add(spread.mul_f64(fastrand::f64()))
 }
 
