@@ -146,6 +146,34 @@ async fn a_declared_content_length_over_the_limit_is_a_413_within_a_second() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_body_sent_too_slowly_is_a_408_that_closes_the_connection() {
+    let s = state_with(small(Config {
+        body_timeout: Duration::from_millis(300),
+        ..Config::default()
+    }));
+    let server = Serving::start(s.clone()).await;
+    // The head promises 1000 bytes; 10 come, then nothing (the connection stays open).
+    let mut stream = TcpStream::connect(server.addr).await.unwrap();
+    stream
+        .write_all(
+            b"POST /thumbnail HTTP/1.1\r\nhost: test\r\ncontent-length: 1000\r\n\r\n0123456789",
+        )
+        .await
+        .unwrap();
+    let mut answer = Vec::new();
+    tokio::time::timeout(PATIENCE, stream.read_to_end(&mut answer))
+        .await
+        .expect("answered and closed")
+        .unwrap();
+    let answer = String::from_utf8_lossy(&answer).to_ascii_lowercase();
+    assert!(answer.starts_with("http/1.1 408"), "{answer}");
+    assert!(answer.contains("connection: close"), "{answer}");
+    assert!(answer.ends_with("body too slow\n"), "{answer}");
+    assert_eq!(s.pool().metrics().submitted, 0, "refused before any work");
+    server.stop_and_wait().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn connections_over_the_limit_get_503_until_one_closes() {
     const LIMIT: usize = 3;
     let server = Serving::start(state_with(small(Config {
