@@ -27,6 +27,31 @@ fn small(config: Config) -> Config {
     }
 }
 
+/// Sends `request` on a new connection (keeping it open), and asserts that within `within`
+/// the server answers `status` with `reason` as the body and closes the connection.
+async fn assert_closing_answer(
+    addr: std::net::SocketAddr,
+    request: &[u8],
+    within: Duration,
+    status: &str,
+    reason: &str,
+) {
+    let mut stream = TcpStream::connect(addr).await.unwrap();
+    stream.write_all(request).await.unwrap();
+    let mut answer = Vec::new();
+    tokio::time::timeout(within, stream.read_to_end(&mut answer))
+        .await
+        .unwrap_or_else(|_| panic!("no answer and close within {within:?}"))
+        .unwrap();
+    let answer = String::from_utf8_lossy(&answer).to_ascii_lowercase();
+    assert!(
+        answer.starts_with(&format!("http/1.1 {status}")),
+        "{answer}"
+    );
+    assert!(answer.contains("connection: close"), "{answer}");
+    assert!(answer.ends_with(&format!("{reason}\n")), "{answer}");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn smoke() {
     let server = Serving::start(state_with(small(Config::default()))).await;
@@ -128,18 +153,16 @@ async fn a_declared_content_length_over_the_limit_is_a_413_within_a_second() {
             "POST /thumbnail HTTP/1.1\r\nhost: test\r\ncontent-type: image/jpeg\r\n\
              content-length: 10000000000\r\n{expect}\r\n"
         );
-        let mut stream = TcpStream::connect(server.addr).await.unwrap();
-        stream.write_all(request.as_bytes()).await.unwrap();
         // No body follows: the answer must come from the header alone.
-        let mut answer = Vec::new();
-        tokio::time::timeout(Duration::from_secs(1), stream.read_to_end(&mut answer))
-            .await
-            .expect("answered and closed within a second")
-            .unwrap();
-        let answer = String::from_utf8_lossy(&answer).to_ascii_lowercase();
-        assert!(answer.starts_with("http/1.1 413"), "{expect:?}: {answer}");
-        assert!(answer.contains("connection: close"), "{answer}");
-        assert!(answer.ends_with("body too large\n"), "{answer}");
+        let within = Duration::from_secs(1);
+        assert_closing_answer(
+            server.addr,
+            request.as_bytes(),
+            within,
+            "413",
+            "body too large",
+        )
+        .await;
     }
     assert_eq!(s.pool().metrics().submitted, 0, "refused before any work");
     server.stop_and_wait().await;
@@ -153,22 +176,9 @@ async fn a_body_sent_too_slowly_is_a_408_that_closes_the_connection() {
     }));
     let server = Serving::start(s.clone()).await;
     // The head promises 1000 bytes; 10 come, then nothing (the connection stays open).
-    let mut stream = TcpStream::connect(server.addr).await.unwrap();
-    stream
-        .write_all(
-            b"POST /thumbnail HTTP/1.1\r\nhost: test\r\ncontent-length: 1000\r\n\r\n0123456789",
-        )
-        .await
-        .unwrap();
-    let mut answer = Vec::new();
-    tokio::time::timeout(PATIENCE, stream.read_to_end(&mut answer))
-        .await
-        .expect("answered and closed")
-        .unwrap();
-    let answer = String::from_utf8_lossy(&answer).to_ascii_lowercase();
-    assert!(answer.starts_with("http/1.1 408"), "{answer}");
-    assert!(answer.contains("connection: close"), "{answer}");
-    assert!(answer.ends_with("body too slow\n"), "{answer}");
+    let request =
+        b"POST /thumbnail HTTP/1.1\r\nhost: test\r\ncontent-length: 1000\r\n\r\n0123456789";
+    assert_closing_answer(server.addr, request, PATIENCE, "408", "body too slow").await;
     assert_eq!(s.pool().metrics().submitted, 0, "refused before any work");
     server.stop_and_wait().await;
 }
