@@ -365,19 +365,19 @@ pub(crate) fn soak(args: &Args, threads: usize) -> anyhow::Result<()> {
             }
             samples
         });
+        // The recorder is the process's: the capacity run's requests are in it too.
+        let before = metrics_text(&requests).await;
         let load = open_loop(&requests, rate, duration, &bar).await;
         let samples = sampler.await.unwrap_or_default();
-        let metrics = metrics_text(&requests).await;
-        (load, samples, metrics)
+        let after = metrics_text(&requests).await;
+        (load, samples, before.and_then(|b| Ok((b, after?))))
     });
     let state = running.state.clone();
     running.stop()?;
     drop(client_rt);
     bar.finish_and_clear();
-    let metrics = metrics?;
-    let server_answered = sample_sum(&metrics, "http_requests_total{", |labels| {
-        !labels.contains(r#"route="/healthz""#) && !labels.contains(r#"route="/metrics""#)
-    }) + sample_sum(&metrics, "http_connections_refused_total", |_| true);
+    let (before, after) = metrics?;
+    let server_answered = work_answers(&after) - work_answers(&before);
     let first = rss_mb.first().copied().unwrap_or(0.0);
     let last = rss_mb.last().copied().unwrap_or(0.0);
     let report = Soak {
@@ -429,6 +429,14 @@ async fn metrics_text(requests: &Requests) -> anyhow::Result<String> {
     let response = http_client().request(request).await?;
     let body = response.into_body().collect().await?.to_bytes();
     Ok(String::from_utf8_lossy(&body).into_owned())
+}
+
+/// The answers the server counted for the work's routes (not `/healthz`, not `/metrics`),
+/// connections refused over the limit included.
+fn work_answers(metrics: &str) -> u64 {
+    sample_sum(metrics, "http_requests_total{", |labels| {
+        !labels.contains(r#"route="/healthz""#) && !labels.contains(r#"route="/metrics""#)
+    }) + sample_sum(metrics, "http_connections_refused_total", |_| true)
 }
 
 /// The sum of the Prometheus samples named `prefix` whose labels `wanted` accepts.
