@@ -1,18 +1,28 @@
-//! The offload-vs-inline showdown: the same service and the same load, three ways.
+//! The offload-vs-inline showdown: the same service and the same load, several ways.
 //!
 //! ```text
 //! cargo run --release -p offload-service --example showdown
 //! cargo run --release -p offload-service --example showdown -- --duration 20 --clients 16 --json
+//! cargo run --release -p offload-service --example showdown -- --task mixed
+//! cargo run --release -p offload-service --example showdown -- --overload --duration 3
 //! ```
 //!
-//! For each mode (`inline`: thumbnails on the reactor thread, `blocking`: tokio's
+//! For each mode (`inline`: the work on the reactor thread, `blocking`: tokio's
 //! `spawn_blocking`, `offload`: an offload pool) it starts the service in-process on an
-//! ephemeral loopback port, has `--clients` concurrent clients post the bundled photo to
-//! `/thumbnail` for `--duration` seconds while a prober calls `/healthz` every 5 ms, and
-//! prints thumbnails/s, `/healthz` latency, reactor lag and errors side by side.
+//! ephemeral loopback port, has `--clients` concurrent clients post work for `--duration`
+//! seconds while a prober calls `/healthz` every 5 ms, and prints responses/s, `/healthz`
+//! latency, reactor lag and errors side by side. `--task` picks the work: `thumbnail` (the
+//! bundled 1920x1280 photo to `/thumbnail`), `report` (a generated CSV to `/report`), `pdf`
+//! (the same CSV to `/report.pdf`) or `mixed` (the three in turn).
+//!
+//! `--overload` runs the overload scenario instead (see `showdown/overload.rs`): it measures
+//! capacity with a few clients, then offers multiples of it with a 500 ms request deadline.
 
 // A command-line report: printing to stdout is its job.
 #![allow(clippy::print_stdout)]
+
+#[path = "showdown/overload.rs"]
+mod overload;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -28,24 +38,29 @@ use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 use indicatif::{ProgressBar, ProgressStyle};
-use offload_service::{AppState, Config, Mode};
+use offload_service::{AppState, Config, Mode, REQUEST_TIMEOUT_HEADER};
 
 const PHOTO: &[u8] = include_bytes!("../tests/fixtures/seeding_1920x1280.jpg");
 const PROBE_EVERY: Duration = Duration::from_millis(5);
+/// Rows of the generated CSV that `report` and `pdf` post.
+const REPORT_ROWS: usize = 20_000;
+
+/// The load generator's HTTP client.
+type HttpClient = Client<HttpConnector, Full<Bytes>>;
 
 #[derive(Debug, Parser)]
-#[command(about = "offload vs inline vs spawn_blocking under the same thumbnail load")]
+#[command(about = "offload vs inline vs spawn_blocking under the same load")]
 struct Args {
-    /// Seconds of load per mode.
+    /// Seconds of load per mode (per mode and load in `--overload`).
     #[arg(long, default_value_t = 10.0)]
     duration: f64,
-    /// Concurrent clients posting photos.
+    /// Concurrent clients posting work (`--overload`: the clients that measure capacity).
     #[arg(long, default_value_t = 16)]
     clients: usize,
     /// Server runtime worker threads (and offload pool threads). Default: one per CPU.
     #[arg(long)]
     threads: Option<usize>,
-    /// Modes to run, in order.
+    /// Modes to run, in order (without `--overload`).
     #[arg(
         long,
         value_enum,
@@ -53,16 +68,141 @@ struct Args {
         default_value = "inline,blocking,offload"
     )]
     modes: Vec<Mode>,
-    /// Print a JSON array instead of the table.
+    /// The work each request asks for.
+    #[arg(long, value_enum, default_value = "thumbnail")]
+    task: Work,
+    /// Run the overload scenario: capacity, then multiples of it with a request deadline.
+    #[arg(long)]
+    overload: bool,
+    /// Soak: capacity, then the first of `--loads` on `offload-deadline` for `--duration`
+    /// seconds on one server; checks RSS drift and that the counters reconcile (exit 1 if
+    /// not). See `service/scripts/soak.sh`.
+    #[arg(long, conflicts_with = "overload")]
+    soak: bool,
+    /// `--overload`: the offered loads, as multiples of the measured capacity.
+    #[arg(long, value_delimiter = ',', default_value = "1,3,10")]
+    loads: Vec<f64>,
+    /// `--overload`: the servers to compare, in order.
+    #[arg(
+        long,
+        value_enum,
+        value_delimiter = ',',
+        default_value = "inline,blocking,offload-queue,offload-deadline"
+    )]
+    servers: Vec<overload::Server>,
+    /// `--overload`, `--soak`: seconds of the capacity measurement. Default: `--duration`.
+    #[arg(long)]
+    capacity_seconds: Option<f64>,
+    /// `--overload`: each request's deadline in milliseconds (`x-request-timeout-ms`).
+    #[arg(long, default_value_t = 500)]
+    deadline_ms: u64,
+    /// Print JSON instead of the table.
     #[arg(long)]
     json: bool,
+}
+
+/// What the load asks the service to do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+enum Work {
+    /// `POST /thumbnail?w=256&h=256` of the bundled 1920x1280 JPEG.
+    Thumbnail,
+    /// `POST /report?period=week` of a generated CSV.
+    Report,
+    /// `POST /report.pdf?period=week` of the same CSV.
+    Pdf,
+    /// The three in turn.
+    Mixed,
+}
+
+impl Work {
+    fn as_str(self) -> &'static str {
+        match self {
+            Work::Thumbnail => "thumbnail",
+            Work::Report => "report",
+            Work::Pdf => "pdf",
+            Work::Mixed => "mixed",
+        }
+    }
+}
+
+/// Builds the requests of one kind of work against one server.
+#[derive(Clone, Debug)]
+struct Requests {
+    base: String,
+    work: Work,
+    csv: Bytes,
+    deadline: Option<Duration>,
+}
+
+impl Requests {
+    fn new(addr: SocketAddr, work: Work, deadline: Option<Duration>) -> Requests {
+        Requests {
+            base: format!("http://{addr}"),
+            work,
+            csv: transactions_csv(REPORT_ROWS),
+            deadline,
+        }
+    }
+
+    /// The `n`th request (`mixed` takes turns by `n`).
+    fn nth(&self, n: u64) -> hyper::Request<Full<Bytes>> {
+        let work = match self.work {
+            Work::Mixed => [Work::Thumbnail, Work::Report, Work::Pdf][(n % 3) as usize],
+            one => one,
+        };
+        let (path, content_type, body) = match work {
+            Work::Thumbnail | Work::Mixed => (
+                "/thumbnail?w=256&h=256&q=80",
+                "image/jpeg",
+                Bytes::from_static(PHOTO),
+            ),
+            Work::Report => ("/report?period=week", "text/csv", self.csv.clone()),
+            Work::Pdf => ("/report.pdf?period=week", "text/csv", self.csv.clone()),
+        };
+        let mut request = hyper::Request::post(format!("{}{path}", self.base))
+            .header("content-type", content_type);
+        if let Some(deadline) = self.deadline {
+            request = request.header(REQUEST_TIMEOUT_HEADER, deadline.as_millis().to_string());
+        }
+        request.body(Full::new(body)).expect("valid request")
+    }
+
+    fn healthz(&self) -> hyper::Request<Full<Bytes>> {
+        hyper::Request::get(format!("{}/healthz", self.base))
+            .body(Full::new(Bytes::new()))
+            .expect("valid request")
+    }
+}
+
+/// `rows` transactions over a year, 40 categories and 4 regions, always the same.
+fn transactions_csv(rows: usize) -> Bytes {
+    let mut csv = String::from("date,category,region,description,quantity,unit_price\n");
+    let mut seed = 0x2545_f491_u64;
+    for _ in 0..rows {
+        seed = seed.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1);
+        let r = seed >> 33;
+        csv.push_str(&format!(
+            "2024-{:02}-{:02},category-{},{},item {},{},{}.{:02}\n",
+            r % 12 + 1,
+            r % 28 + 1,
+            r % 40,
+            ["eu", "us", "apac", "latam"][(r % 4) as usize],
+            r % 1000,
+            r % 9 + 1,
+            r % 200,
+            r % 100
+        ));
+    }
+    Bytes::from(csv)
 }
 
 #[derive(Debug, serde::Serialize)]
 struct Outcome {
     mode: Mode,
-    thumbnails: u64,
-    thumbnails_per_s: f64,
+    task: Work,
+    responses: u64,
+    responses_per_s: f64,
     healthz_p50_ms: f64,
     healthz_p99_ms: f64,
     healthz_max_ms: f64,
@@ -76,78 +216,121 @@ fn main() -> anyhow::Result<()> {
     anyhow::ensure!(args.duration > 0.0, "--duration must be positive");
     anyhow::ensure!(args.clients > 0, "--clients must be positive");
     let threads = args.threads.unwrap_or_else(num_cpus::get).max(1);
+    if args.overload {
+        return overload::main(&args, threads);
+    }
+    if args.soak {
+        return overload::soak(&args, threads);
+    }
     let duration = Duration::from_secs_f64(args.duration);
-    let bar = ProgressBar::new((duration.as_millis() as u64) * args.modes.len() as u64);
-    bar.set_style(
-        ProgressStyle::with_template("{prefix:>9} [{bar:40}] {elapsed_precise} {msg}")
-            .context("progress template")?
-            .progress_chars("=> "),
-    );
+    let bar = progress_bar(duration * args.modes.len() as u32)?;
     let mut outcomes = Vec::new();
     for &mode in &args.modes {
         bar.set_prefix(mode.as_str());
-        outcomes.push(run_mode(mode, threads, args.clients, duration, &bar)?);
+        outcomes.push(run_mode(mode, &args, threads, &bar)?);
     }
     bar.finish_and_clear();
     if args.json {
         println!("{}", serde_json::to_string_pretty(&outcomes)?);
     } else {
-        print_table(&outcomes, threads, args.clients, duration);
+        print_table(&outcomes, &args, threads);
     }
     Ok(())
 }
 
-/// Starts the server for `mode` on its own runtime, loads it from another, and tears down.
-fn run_mode(
-    mode: Mode,
-    threads: usize,
-    clients: usize,
-    duration: Duration,
-    bar: &ProgressBar,
-) -> anyhow::Result<Outcome> {
-    let server_rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(threads)
-        .thread_name("server")
-        .enable_all()
-        .build()?;
-    let state = AppState::new(Config {
-        mode,
-        threads: Some(threads),
-        queue: None,
-        ..Config::default()
-    })?;
-    let (addr, stop, served) = server_rt.block_on(async {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-        let addr = listener.local_addr()?;
-        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        let served = tokio::spawn(offload_service::serve(listener, state, async {
-            let _ = stopped.await;
-        }));
-        anyhow::Ok((addr, stop, served))
-    })?;
-    // The lag monitor covers exactly the loaded period.
-    let lag = server_rt.block_on(async {
-        offload::ReactorLag::with_settings(Duration::from_millis(10), Duration::from_secs(3600))
-    });
+/// A bar over `total` of load, in milliseconds.
+fn progress_bar(total: Duration) -> anyhow::Result<ProgressBar> {
+    let bar = ProgressBar::new(total.as_millis() as u64);
+    bar.set_style(
+        ProgressStyle::with_template("{prefix:>16} [{bar:40}] {elapsed_precise} {msg}")
+            .context("progress template")?
+            .progress_chars("=> "),
+    );
+    Ok(bar)
+}
 
-    let client_rt = tokio::runtime::Builder::new_multi_thread()
+/// The service in this process, on its own runtime and an ephemeral loopback port.
+struct Running {
+    runtime: tokio::runtime::Runtime,
+    addr: SocketAddr,
+    state: AppState,
+    stop: tokio::sync::oneshot::Sender<()>,
+    served: tokio::task::JoinHandle<std::io::Result<()>>,
+}
+
+impl Running {
+    fn start(config: Config, threads: usize) -> anyhow::Result<Running> {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(threads)
+            .thread_name("server")
+            .enable_all()
+            .build()?;
+        let state = AppState::new(Config {
+            threads: Some(threads),
+            ..config
+        })?;
+        let (addr, stop, served) = runtime.block_on(async {
+            let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+            let addr = listener.local_addr()?;
+            let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+            let served = tokio::spawn(offload_service::serve(listener, state.clone(), async {
+                let _ = stopped.await;
+            }));
+            anyhow::Ok((addr, stop, served))
+        })?;
+        Ok(Running {
+            runtime,
+            addr,
+            state,
+            stop,
+            served,
+        })
+    }
+
+    /// Stops the server; `serve` returns once in-flight requests are answered and the pool
+    /// has joined its threads.
+    fn stop(self) -> anyhow::Result<()> {
+        let _ = self.stop.send(());
+        self.runtime.block_on(self.served)??;
+        Ok(())
+    }
+}
+
+/// A runtime for the load: one thread, so the server keeps the rest of the machine.
+fn load_runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    Ok(tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)
         .thread_name("load")
         .enable_all()
-        .build()?;
-    let load = client_rt.block_on(drive(addr, clients, duration, bar));
+        .build()?)
+}
+
+/// Starts the server for `mode`, loads it with closed-loop clients, and tears down.
+fn run_mode(mode: Mode, args: &Args, threads: usize, bar: &ProgressBar) -> anyhow::Result<Outcome> {
+    let server = Running::start(
+        Config {
+            mode,
+            ..Config::default()
+        },
+        threads,
+    )?;
+    // The lag monitor covers exactly the loaded period.
+    let lag = server.runtime.block_on(async {
+        offload::ReactorLag::with_settings(Duration::from_millis(10), Duration::from_secs(3600))
+    });
+    let duration = Duration::from_secs_f64(args.duration);
+    let requests = Requests::new(server.addr, args.task, None);
+    let client_rt = load_runtime()?;
+    let load = client_rt.block_on(closed_loop(&requests, args.clients, duration, bar));
     let lag = lag.snapshot();
-    let _ = stop.send(());
-    // `serve` returns once in-flight requests are answered and the pool has joined its threads.
-    server_rt.block_on(served)??;
+    server.stop()?;
     drop(client_rt);
-    drop(server_rt);
     let load = load?;
-    let ms = |ns: u64| ns as f64 / 1e6;
     Ok(Outcome {
         mode,
-        thumbnails: load.thumbnails,
-        thumbnails_per_s: load.thumbnails as f64 / load.elapsed.as_secs_f64(),
+        task: args.task,
+        responses: load.responses,
+        responses_per_s: load.responses as f64 / load.elapsed.as_secs_f64(),
         healthz_p50_ms: ms(load.healthz.value_at_quantile(0.50)),
         healthz_p99_ms: ms(load.healthz.value_at_quantile(0.99)),
         healthz_max_ms: ms(load.healthz.max()),
@@ -157,123 +340,134 @@ fn run_mode(
     })
 }
 
+fn ms(ns: u64) -> f64 {
+    ns as f64 / 1e6
+}
+
+/// A latency histogram in nanoseconds, 1 µs to 10 minutes.
+fn latencies() -> Histogram<u64> {
+    Histogram::<u64>::new_with_bounds(1_000, 600_000_000_000, 3).expect("constant bounds")
+}
+
+fn http_client() -> HttpClient {
+    Client::builder(TokioExecutor::new()).build_http()
+}
+
 struct Load {
-    thumbnails: u64,
+    responses: u64,
     errors: u64,
     elapsed: Duration,
     healthz: Histogram<u64>,
 }
 
-async fn drive(
-    addr: SocketAddr,
+/// `clients` clients each sending the next request as soon as the previous one is answered,
+/// until `duration` has passed, while [`probe`] times `/healthz`.
+async fn closed_loop(
+    requests: &Requests,
     clients: usize,
     duration: Duration,
     bar: &ProgressBar,
 ) -> anyhow::Result<Load> {
-    let client: Client<HttpConnector, Full<Bytes>> =
-        Client::builder(TokioExecutor::new()).build_http();
-    let thumbnails = Arc::new(AtomicU64::new(0));
+    let client = http_client();
+    let responses = Arc::new(AtomicU64::new(0));
     let errors = Arc::new(AtomicU64::new(0));
+    let sent = Arc::new(AtomicU64::new(0));
     let started = Instant::now();
     let deadline = started + duration;
-    let thumb_url: hyper::Uri = format!("http://{addr}/thumbnail?w=256&h=256&q=80").parse()?;
-    let health_url: hyper::Uri = format!("http://{addr}/healthz").parse()?;
 
     let mut workers = Vec::new();
     for _ in 0..clients {
-        let (client, url) = (client.clone(), thumb_url.clone());
-        let (thumbnails, errors) = (Arc::clone(&thumbnails), Arc::clone(&errors));
+        let (client, requests) = (client.clone(), requests.clone());
+        let (responses, errors, sent) = (
+            Arc::clone(&responses),
+            Arc::clone(&errors),
+            Arc::clone(&sent),
+        );
         workers.push(tokio::spawn(async move {
             while Instant::now() < deadline {
-                let request = hyper::Request::post(url.clone())
-                    .header("content-type", "image/jpeg")
-                    .body(Full::new(Bytes::from_static(PHOTO)))
-                    .expect("valid request");
+                let request = requests.nth(sent.fetch_add(1, Ordering::Relaxed));
                 match send(&client, request).await {
-                    Ok(true) => thumbnails.fetch_add(1, Ordering::Relaxed),
+                    Ok(status) if status.is_success() => responses.fetch_add(1, Ordering::Relaxed),
                     _ => errors.fetch_add(1, Ordering::Relaxed),
                 };
             }
         }));
     }
-    let prober = {
-        let (client, url, errors) = (client.clone(), health_url, Arc::clone(&errors));
-        tokio::spawn(async move {
-            let mut healthz = Histogram::<u64>::new_with_bounds(1_000, 600_000_000_000, 3)
-                .expect("constant bounds");
-            let mut tick = tokio::time::interval(PROBE_EVERY);
-            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-            while Instant::now() < deadline {
-                tick.tick().await;
-                let request = hyper::Request::get(url.clone())
-                    .body(Full::new(Bytes::new()))
-                    .expect("valid request");
-                let sent = Instant::now();
-                match send(&client, request).await {
-                    Ok(true) => {
-                        healthz.saturating_record(sent.elapsed().as_nanos() as u64);
-                    }
-                    _ => {
-                        errors.fetch_add(1, Ordering::Relaxed);
-                    }
-                }
-            }
-            healthz
-        })
-    };
+    let prober = tokio::spawn(probe(client.clone(), requests.clone(), deadline));
     let base = bar.position();
     while Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(100)).await;
         bar.set_position(base + started.elapsed().min(duration).as_millis() as u64);
         bar.set_message(format!(
-            "{} thumbnails, {} errors",
-            thumbnails.load(Ordering::Relaxed),
+            "{} responses, {} errors",
+            responses.load(Ordering::Relaxed),
             errors.load(Ordering::Relaxed)
         ));
     }
     for w in workers {
         w.await?;
     }
-    let healthz = prober.await?;
+    let (healthz, probe_errors) = prober.await?;
     Ok(Load {
-        thumbnails: thumbnails.load(Ordering::Relaxed),
-        errors: errors.load(Ordering::Relaxed),
+        responses: responses.load(Ordering::Relaxed),
+        errors: errors.load(Ordering::Relaxed) + probe_errors,
         elapsed: started.elapsed(),
         healthz,
     })
 }
 
-/// Sends a request and reads the whole body; `Ok(true)` for a 2xx answer.
-async fn send(
-    client: &Client<HttpConnector, Full<Bytes>>,
-    request: hyper::Request<Full<Bytes>>,
-) -> anyhow::Result<bool> {
-    let response = client.request(request).await?;
-    let ok = response.status().is_success();
-    response.into_body().collect().await?;
-    Ok(ok)
+/// Times `GET /healthz` every [`PROBE_EVERY`] until `until`: the latencies, and how many
+/// probes failed.
+async fn probe(client: HttpClient, requests: Requests, until: Instant) -> (Histogram<u64>, u64) {
+    let mut healthz = latencies();
+    let mut errors = 0;
+    let mut tick = tokio::time::interval(PROBE_EVERY);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    while Instant::now() < until {
+        tick.tick().await;
+        let sent = Instant::now();
+        match send(&client, requests.healthz()).await {
+            Ok(status) if status.is_success() => {
+                healthz.saturating_record(sent.elapsed().as_nanos() as u64);
+            }
+            _ => errors += 1,
+        }
+    }
+    (healthz, errors)
 }
 
-fn print_table(outcomes: &[Outcome], threads: usize, clients: usize, duration: Duration) {
+/// Sends a request and reads the whole body; the answer's status.
+async fn send(
+    client: &HttpClient,
+    request: hyper::Request<Full<Bytes>>,
+) -> anyhow::Result<hyper::StatusCode> {
+    let response = client.request(request).await?;
+    let status = response.status();
+    response.into_body().collect().await?;
+    Ok(status)
+}
+
+fn print_table(outcomes: &[Outcome], args: &Args, threads: usize) {
     println!(
-        "thumbnail load: {clients} clients posting a {} KB 1920x1280 JPEG for {:.0} s per mode; \
-         server runtime and pool: {threads} threads; /healthz probed every {} ms",
-        PHOTO.len() / 1024,
-        duration.as_secs_f64(),
+        "{} load: {} clients for {:.0} s per mode; server runtime and pool: {threads} threads; \
+         /healthz probed every {} ms",
+        args.task.as_str(),
+        args.clients,
+        args.duration,
         PROBE_EVERY.as_millis()
     );
     println!();
     println!(
-        "| mode     | thumbnails/s | /healthz p50 | /healthz p99 | /healthz max | reactor lag p99 | errors |"
+        "| mode     | responses/s | /healthz p50 | /healthz p99 | /healthz max | reactor lag p99 | errors |"
     );
     println!(
-        "|----------|-------------:|-------------:|-------------:|-------------:|----------------:|-------:|"
+        "|----------|------------:|-------------:|-------------:|-------------:|----------------:|-------:|"
     );
     for o in outcomes {
         println!(
-            "| {:<8} | {:>12.1} | {:>9.2} ms | {:>9.2} ms | {:>9.2} ms | {:>12.2} ms | {:>6} |",
+            "| {:<8} | {:>11.1} | {:>9.2} ms | {:>9.2} ms | {:>9.2} ms | {:>12.2} ms | {:>6} |",
             o.mode.as_str(),
-            o.thumbnails_per_s,
+            o.responses_per_s,
             o.healthz_p50_ms,
             o.healthz_p99_ms,
             o.healthz_max_ms,
@@ -285,9 +479,9 @@ fn print_table(outcomes: &[Outcome], threads: usize, clients: usize, duration: D
     if let (Some(inline), Some(offload)) = (find(Mode::Inline), find(Mode::Offload)) {
         println!();
         println!(
-            "offload vs inline: /healthz p99 {:.1}x lower, thumbnails/s {:.2}x",
+            "offload vs inline: /healthz p99 {:.1}x lower, responses/s {:.2}x",
             inline.healthz_p99_ms / offload.healthz_p99_ms.max(1e-9),
-            offload.thumbnails_per_s / inline.thumbnails_per_s.max(1e-9)
+            offload.responses_per_s / inline.responses_per_s.max(1e-9)
         );
     }
 }

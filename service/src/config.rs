@@ -8,12 +8,23 @@ use std::time::Duration;
 const DEFAULT_MAX_BODY: usize = 32 * 1024 * 1024;
 /// Requests slower than this log a warning by default.
 const DEFAULT_SLOW_MS: u64 = 2_000;
+/// A request's time from its head to its response by default: 10 s.
+const DEFAULT_REQUEST_TIMEOUT_MS: u64 = 10_000;
+/// Time to send a complete request head, or between requests on a kept-alive connection.
+const DEFAULT_HEADER_TIMEOUT_MS: u64 = 10_000;
+/// Time to send a whole request body.
+const DEFAULT_BODY_TIMEOUT_MS: u64 = 10_000;
+/// Open connections beyond which new ones are refused.
+const DEFAULT_MAX_CONNECTIONS: usize = 4_096;
+/// Time the server gives in-flight requests and queued tasks after a shutdown signal.
+const DEFAULT_SHUTDOWN_TIMEOUT_MS: u64 = 30_000;
 
 /// Where the CPU work runs: the comparison the showdown makes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Mode {
-    /// On the offload pool (`try_run`; a full queue is a 503).
+    /// On the offload pool (a full queue, or a task that cannot finish by its deadline, is a
+    /// 503).
     Offload,
     /// On the reactor thread, inside the handler (what offload replaces).
     Inline,
@@ -45,6 +56,32 @@ pub struct Config {
     pub max_body: usize,
     /// Requests slower than this log a warning instead of an info line. Default: 2 s.
     pub slow_request: Duration,
+    /// A request's deadline, counted from the arrival of its head: reading the body, waiting
+    /// for the pool and running the task all count. A client can shorten it for one request
+    /// with the `x-request-timeout-ms` header, never lengthen it. Past the deadline the
+    /// answer is a 504; a task the pool cannot fit before it is refused with a 503. Default:
+    /// 10 s.
+    pub request_timeout: Duration,
+    /// Whether tasks get the request's deadline (and requests time out with a 504). `false`
+    /// serves the way the service did before deadlines existed: a request waits as long as
+    /// its task takes, and only a full queue is refused. For comparisons (the showdown's
+    /// plain-queue row); default: `true`.
+    pub deadlines: bool,
+    /// Time a connection has to send a complete request head, from when it opens or from the
+    /// end of its previous response. The same hyper timer is the keep-alive idle timeout: an
+    /// idle connection is closed when it passes. Default: 10 s.
+    pub header_timeout: Duration,
+    /// Time a client has to send a whole request body once its head has arrived (within
+    /// the request's deadline too); past it the answer is a 408 and the connection closes.
+    /// Default: 10 s.
+    pub body_timeout: Duration,
+    /// Open connections at most; a connection beyond it gets a 503 (`too many connections`)
+    /// and is closed. Default: 4096.
+    pub max_connections: usize,
+    /// After a shutdown signal: time for in-flight requests and the pool's accepted tasks to
+    /// finish. When it passes, the remaining connections are dropped and `serve` returns
+    /// without waiting for the pool's threads. Default: 30 s.
+    pub shutdown_timeout: Duration,
 }
 
 impl Default for Config {
@@ -55,6 +92,12 @@ impl Default for Config {
             queue: None,
             max_body: DEFAULT_MAX_BODY,
             slow_request: Duration::from_millis(DEFAULT_SLOW_MS),
+            request_timeout: Duration::from_millis(DEFAULT_REQUEST_TIMEOUT_MS),
+            deadlines: true,
+            header_timeout: Duration::from_millis(DEFAULT_HEADER_TIMEOUT_MS),
+            body_timeout: Duration::from_millis(DEFAULT_BODY_TIMEOUT_MS),
+            max_connections: DEFAULT_MAX_CONNECTIONS,
+            shutdown_timeout: Duration::from_millis(DEFAULT_SHUTDOWN_TIMEOUT_MS),
         }
     }
 }
@@ -84,6 +127,25 @@ pub struct Cli {
     /// Requests slower than this many milliseconds log a warning.
     #[arg(long, default_value_t = DEFAULT_SLOW_MS)]
     pub slow_ms: u64,
+    /// A request's deadline in milliseconds (`x-request-timeout-ms` can shorten it).
+    #[arg(long, default_value_t = DEFAULT_REQUEST_TIMEOUT_MS)]
+    pub request_timeout_ms: u64,
+    /// Serve without deadlines: requests wait for their tasks however long they take.
+    #[arg(long)]
+    pub no_deadlines: bool,
+    /// Milliseconds a connection has to send a request head (also the keep-alive idle
+    /// timeout).
+    #[arg(long, default_value_t = DEFAULT_HEADER_TIMEOUT_MS)]
+    pub header_timeout_ms: u64,
+    /// Milliseconds a client has to send a request body.
+    #[arg(long, default_value_t = DEFAULT_BODY_TIMEOUT_MS)]
+    pub body_timeout_ms: u64,
+    /// Open connections at most; more are answered 503 and closed.
+    #[arg(long, default_value_t = DEFAULT_MAX_CONNECTIONS)]
+    pub max_connections: usize,
+    /// Milliseconds to finish in-flight work after SIGTERM before exiting anyway.
+    #[arg(long, default_value_t = DEFAULT_SHUTDOWN_TIMEOUT_MS)]
+    pub shutdown_timeout_ms: u64,
 }
 
 impl Cli {
@@ -95,6 +157,12 @@ impl Cli {
             queue: self.queue,
             max_body: self.max_body,
             slow_request: Duration::from_millis(self.slow_ms),
+            request_timeout: Duration::from_millis(self.request_timeout_ms),
+            deadlines: !self.no_deadlines,
+            header_timeout: Duration::from_millis(self.header_timeout_ms),
+            body_timeout: Duration::from_millis(self.body_timeout_ms),
+            max_connections: self.max_connections,
+            shutdown_timeout: Duration::from_millis(self.shutdown_timeout_ms),
         }
     }
 }

@@ -16,9 +16,18 @@
 //! | `GET /healthz` | `ok`, answered on the reactor: its latency is the showdown's probe |
 //! | `GET /metrics` | the Prometheus text format: the pool's series and the HTTP series |
 //!
-//! A bad query string is a 400 naming the parameter; an oversized body a 413; an image or
-//! report that does not parse a 415 or 422; a full queue a 503 with `Retry-After: 1`; a
-//! panicking task a bare 500. No answer carries internals.
+//! A bad query string is a 400 naming the parameter; an oversized body a 413 (at once when
+//! `Content-Length` declares it); a body sent too slowly a 408; an image or report that does
+//! not parse a 415 or 422; a task the pool refuses (full, or unable to finish by the request's
+//! deadline) a 503 with a jittered `Retry-After` from the pool's prediction; a request past
+//! its deadline (`--request-timeout-ms`, shortened by an `x-request-timeout-ms` header) a 504;
+//! a server shutting down a `503 shutting down` with `connection: close`; a panicking task a
+//! bare 500. No answer carries internals.
+//!
+//! Connections that do not send a request head within `--header-timeout-ms` (also the idle
+//! timeout between requests) are closed; beyond `--max-connections` a new connection gets a
+//! 503 and is closed; after SIGTERM, `--shutdown-timeout-ms` bounds the wait for in-flight
+//! work.
 //!
 //! [`app`] builds the router from an [`AppState`], so tests drive it without a socket, and
 //! [`serve`] runs it on a listener until a shutdown signal, finishing in-flight requests.
@@ -27,6 +36,7 @@ mod app;
 mod config;
 mod error;
 mod extract;
+mod guard;
 mod prometheus;
 mod report;
 mod state;
@@ -37,5 +47,6 @@ pub use app::{app, serve};
 pub use config::{Cli, Config, Mode};
 pub use error::AppError;
 pub use extract::Query;
+pub use guard::{Deadline, REQUEST_TIMEOUT_HEADER};
 pub use state::{AppState, StartError};
 pub use trace::log_subscriber;

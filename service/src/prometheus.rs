@@ -22,11 +22,16 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use metrics::Unit;
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
+use tokio::sync::OwnedSemaphorePermit;
 
 use crate::state::AppState;
 
 const REQUESTS: &str = "http_requests_total";
 const DURATION: &str = "http_request_duration_seconds";
+/// Connections answered `503 too many connections` and closed.
+pub(crate) const CONNECTIONS_REFUSED: &str = "http_connections_refused_total";
+/// Connections open now (the ones counted against the limit).
+const CONNECTIONS_OPEN: &str = "http_connections_open";
 
 /// Upper bounds, in seconds, of every histogram's buckets (the pool's wait and run times and
 /// the HTTP durations): 100 µs to 30 s, so a /healthz answer and a large PDF both land in a
@@ -58,12 +63,41 @@ fn install() -> Option<PrometheusHandle> {
         Unit::Count,
         "HTTP requests answered, by route and status."
     );
+    metrics::describe_counter!(
+        CONNECTIONS_REFUSED,
+        Unit::Count,
+        "Connections refused over the connection limit."
+    );
+    metrics::describe_gauge!(
+        CONNECTIONS_OPEN,
+        Unit::Count,
+        "Connections open, counted against the connection limit."
+    );
     metrics::describe_histogram!(
         DURATION,
         Unit::Seconds,
         "Time from receiving a request to its response's head, by route."
     );
     Some(handle)
+}
+
+/// One connection counted against the limit and in `http_connections_open`, until dropped.
+#[derive(Debug)]
+pub(crate) struct OpenConnection {
+    _permit: OwnedSemaphorePermit,
+}
+
+impl OpenConnection {
+    pub(crate) fn new(permit: OwnedSemaphorePermit) -> OpenConnection {
+        metrics::gauge!(CONNECTIONS_OPEN).increment(1.0);
+        OpenConnection { _permit: permit }
+    }
+}
+
+impl Drop for OpenConnection {
+    fn drop(&mut self) {
+        metrics::gauge!(CONNECTIONS_OPEN).decrement(1.0);
+    }
 }
 
 /// Middleware: counts and times every answered request under its route pattern.

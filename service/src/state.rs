@@ -2,12 +2,14 @@
 //! `execute`, the one place where the mode decides where a task runs.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use metrics_exporter_prometheus::PrometheusHandle;
-use offload::{Pool, Task};
+use offload::{Pool, Portable, RunOptions, Runner};
 
 use crate::config::{Config, Mode};
 use crate::error::AppError;
+use crate::guard::Deadline;
 use crate::prometheus;
 
 /// Shared by every handler; a cheap `Clone`.
@@ -19,6 +21,8 @@ pub struct AppState {
     pool: Pool,
     config: Arc<Config>,
     metrics: PrometheusHandle,
+    /// Set by `serve` when its shutdown signal resolves.
+    shutting_down: Arc<AtomicBool>,
 }
 
 /// Why [`AppState::new`] failed.
@@ -64,6 +68,7 @@ impl AppState {
             pool,
             config: Arc::new(config),
             metrics,
+            shutting_down: Arc::default(),
         })
     }
 
@@ -81,37 +86,52 @@ impl AppState {
         &self.metrics
     }
 
-    /// Runs `task` where the configured mode says, and returns its output.
+    /// Whether [`serve`](crate::serve) has received its shutdown signal: requests that
+    /// arrive from then on are answered `503 shutting down`.
+    pub fn is_shutting_down(&self) -> bool {
+        self.shutting_down.load(Ordering::Acquire)
+    }
+
+    pub(crate) fn begin_shutdown(&self) {
+        self.shutting_down.store(true, Ordering::Release);
+    }
+
+    /// Runs `task` where the configured mode says, by `deadline`, and returns its output.
+    ///
+    /// Tasks go through [`offload::Runner`] (today the pool; a remote backend implements the
+    /// same trait), never waiting for room: a client can retry, while a backlog only grows.
     ///
     /// # Errors
     ///
-    /// In offload mode a full queue is a 503 at once (`try_run`: a client can retry, a backlog
-    /// only grows), as are a closed pool and a timeout; in every mode a panicking task is a
-    /// 500 whose body says only `internal error`.
+    /// A 503 with the pool's predicted drain time when the pool refuses the task (its queue
+    /// is full, or the task cannot finish by `deadline`); a 504 when `deadline` passes while
+    /// the task waits or runs; a `503 shutting down` when the pool is closed; in every mode a
+    /// panicking task is a 500 whose body says only `internal error`.
     ///
     /// # Cancellation
     ///
-    /// Dropping the future (the client went away) cancels a task still queued on the offload
-    /// pool; a running task finishes and its output is dropped. In inline mode the task runs
-    /// inside `poll`, so there is nothing to cancel; in blocking mode it runs to the end on
-    /// tokio's blocking pool.
-    pub async fn execute<T: Task>(&self, task: T) -> Result<T::Output, AppError> {
+    /// Dropping the future (the client went away, or the request's deadline passed) cancels
+    /// a task still queued on the offload pool; a running task finishes and its output is
+    /// dropped. In inline mode the task runs inside `poll`, so there is nothing to cancel; in
+    /// blocking mode it runs to the end on tokio's blocking pool.
+    pub async fn execute<T: Portable>(
+        &self,
+        task: T,
+        deadline: Deadline,
+    ) -> Result<T::Output, AppError> {
+        let mut options = RunOptions::new().wait_for_room(false);
+        if let Deadline(Some(at)) = deadline {
+            options = options.deadline(at);
+        }
         match self.config.mode {
-            Mode::Offload => match self.pool.try_run(task) {
-                Ok(handle) => Ok(handle.await?),
-                Err(e) if e.is_full() => Err(AppError::unavailable("busy, retry later")),
-                Err(_) => Err(AppError::unavailable("shutting down")),
-            },
-            Mode::Inline => Ok(self.pool.run(task).await?),
+            Mode::Offload | Mode::Inline => Ok(self.pool.run_with(task, options).await?),
             Mode::Blocking => {
                 let pool = self.pool.clone();
                 let runtime = tokio::runtime::Handle::current();
-                tokio::task::spawn_blocking(move || {
-                    runtime.block_on(async move { pool.run(task).await })
-                })
-                .await
-                .map_err(|e| AppError::internal("blocking task failed", &e))?
-                .map_err(AppError::from)
+                tokio::task::spawn_blocking(move || runtime.block_on(pool.run_with(task, options)))
+                    .await
+                    .map_err(|e| AppError::internal("blocking task failed", &e))?
+                    .map_err(AppError::from)
             }
         }
     }

@@ -11,6 +11,7 @@ use serde::Deserialize;
 
 use crate::error::AppError;
 use crate::extract::Query;
+use crate::guard::Deadline;
 use crate::state::AppState;
 
 /// `?w=&h=&fit=&format=&q=`, each optional.
@@ -84,10 +85,11 @@ pub(crate) fn routes() -> Router<AppState> {
 /// `x-height`) in the headers.
 async fn thumbnail(
     State(state): State<AppState>,
+    deadline: Deadline,
     Query(query): Query<ThumbnailQuery>,
     image: Bytes,
 ) -> Result<Response, AppError> {
-    let thumb = state.execute(query.into_task(image)).await??;
+    let thumb = state.execute(query.into_task(image), deadline).await??;
     let mut headers = HeaderMap::new();
     headers.insert(
         header::CONTENT_TYPE,

@@ -6,7 +6,7 @@ use axum::body::Body;
 use axum::http::{Request, StatusCode, header};
 use axum::response::IntoResponse;
 use http_body_util::BodyExt;
-use offload_service::{AppState, Config, Mode};
+use offload_service::{AppState, Config, Deadline, Mode};
 use offload_service_support::{PHOTO, Reply, call, get, occupy, post, state};
 
 fn csv_rows() -> String {
@@ -152,7 +152,13 @@ async fn a_full_queue_answers_503_with_retry_after() {
     let queued: Vec<_> = (0..4).map(|_| s.pool().try_run(|| ()).unwrap()).collect();
     let reply = call(&s, post("/thumbnail", PHOTO)).await;
     assert_eq!(reply.status, StatusCode::SERVICE_UNAVAILABLE);
-    assert_eq!(reply.headers[header::RETRY_AFTER], "1");
+    assert_eq!(reply.text(), "overloaded, retry later\n");
+    let seconds: u64 = reply.headers[header::RETRY_AFTER]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(seconds >= 1, "{seconds}");
     busy.release().await;
     for h in queued {
         h.await.unwrap();
@@ -160,13 +166,21 @@ async fn a_full_queue_answers_503_with_retry_after() {
     assert_eq!(s.pool().metrics().rejected, 1);
 }
 
+/// A task that panics, with a secret in its message.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct Panics;
+
+impl offload::Task for Panics {
+    type Output = u8;
+    fn run(self) -> u8 {
+        panic!("secret internal detail")
+    }
+}
+
 #[tokio::test]
 async fn a_panicking_task_is_a_500_without_the_message() {
     let s = state(Mode::Offload);
-    let err = s
-        .execute(|| -> u8 { panic!("secret internal detail") })
-        .await
-        .unwrap_err();
+    let err = s.execute(Panics, Deadline(None)).await.unwrap_err();
     assert_eq!(err.status(), StatusCode::INTERNAL_SERVER_ERROR);
     let response = err.into_response();
     assert_eq!(response.status(), StatusCode::INTERNAL_SERVER_ERROR);
@@ -221,4 +235,18 @@ async fn report_pdf_is_a_pdf() {
         (m.tasks["report"].run.count, m.tasks["pdf_report"].run.count),
         (1, 1)
     );
+}
+
+#[tokio::test]
+async fn report_json_is_encoded_on_the_pool() {
+    let s = state(Mode::Offload);
+    let reply = call(&s, post("/report", csv_rows())).await;
+    assert_eq!(reply.status, StatusCode::OK, "{}", reply.text());
+    assert_eq!(reply.headers[header::CONTENT_TYPE], "application/json");
+    let report: serde_json::Value = serde_json::from_slice(&reply.body).unwrap();
+    assert_eq!(report["overall"]["count"], 3);
+    // One task aggregated and encoded: the JSON was written on a pool thread.
+    let m = s.pool().metrics();
+    assert_eq!(m.tasks["report_json"].run.count, 1, "{m:?}");
+    assert!(!m.tasks.contains_key("report"), "{m:?}");
 }

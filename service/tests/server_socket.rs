@@ -35,11 +35,7 @@ async fn smoke() {
         .unwrap();
     assert!(response.starts_with("HTTP/1.1 200"), "{response}");
     assert!(response.ends_with("ok\n"));
-    tokio::time::timeout(PATIENCE, server.stop())
-        .await
-        .unwrap()
-        .unwrap()
-        .unwrap();
+    server.stop_and_wait().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -88,11 +84,7 @@ async fn a_disconnected_clients_queued_task_never_runs() {
     // The server notices the closed connection and drops the handler, cancelling the task.
     until(|| s.pool().metrics().cancelled == 1).await;
     busy.release().await;
-    tokio::time::timeout(PATIENCE, server.stop())
-        .await
-        .unwrap()
-        .unwrap()
-        .unwrap();
+    server.stop_and_wait().await;
     let m = s.pool().metrics();
     assert!(
         !m.tasks.contains_key("thumbnail"),

@@ -116,6 +116,42 @@ impl Serving {
         let _ = self.stop.send(());
         self.served
     }
+
+    /// [`stop`](Serving::stop)s and waits for the server to return; fails the test if it
+    /// does not return, or fails, within [`PATIENCE`].
+    pub async fn stop_and_wait(self) {
+        tokio::time::timeout(PATIENCE, self.stop())
+            .await
+            .expect("the server stops")
+            .expect("the server task ends")
+            .expect("the server ends well");
+    }
+}
+
+/// Writes `request` (raw HTTP/1.1) on a new connection to `addr` and reads until the server
+/// closes it (send `connection: close`); fails the test after [`PATIENCE`]. A reset after
+/// the answer counts as the end.
+pub async fn exchange(addr: SocketAddr, request: &[u8]) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    tokio::time::timeout(PATIENCE, async {
+        let mut stream = tokio::net::TcpStream::connect(addr)
+            .await
+            .expect("the server accepts");
+        stream.write_all(request).await.expect("the request is sent");
+        let mut answer = Vec::new();
+        let mut chunk = [0u8; 4096];
+        while let Ok(n @ 1..) = stream.read(&mut chunk).await {
+            answer.extend_from_slice(&chunk[..n]);
+        }
+        String::from_utf8_lossy(&answer).into_owned()
+    })
+    .await
+    .expect("the server answered and closed the connection")
+}
+
+/// A state built from `config`.
+pub fn state_with(config: Config) -> AppState {
+    AppState::new(config).expect("the state builds")
 }
 
 /// Polls `done` every 2 ms until it holds; fails the test after [`PATIENCE`] instead of
