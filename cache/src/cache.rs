@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use offload::{Error, RunOptions, Runner};
 
+use crate::codec;
 use crate::flight::{Completion, Flights, Landed};
 use crate::key::{Cacheable, Keep, Key, Secret, key_of};
 use crate::local::{Entry, Local};
@@ -507,7 +508,7 @@ impl<R: Runner + 'static> Inner<R> {
             Keep::Refusal => self.negative_ttl,
             Keep::Nothing => None,
         };
-        let encoded = ttl.and_then(|ttl| Some((postcard::to_stdvec(&output).ok()?, ttl)));
+        let encoded = ttl.and_then(|ttl| Some((codec::encode(&output)?, ttl)));
         let value: AnyValue = Arc::new(output);
         if let Some((bytes, ttl)) = &encoded {
             self.store(key, Arc::clone(&value), bytes.len(), *ttl);
@@ -519,7 +520,7 @@ impl<R: Runner + 'static> Inner<R> {
     #[cfg(feature = "redis")]
     async fn read_shared<T: Cacheable>(&self, key: Key) -> Option<AnyValue> {
         let (bytes, left) = self.shared.as_ref()?.get(&key).await?;
-        let Ok(output) = postcard::from_bytes::<T::Output>(&bytes) else {
+        let Some(output) = codec::decode::<T::Output>(&bytes) else {
             tracing::warn!(%key, "shared cache: undecodable entry; computing instead");
             return None;
         };

@@ -5,6 +5,8 @@ use std::fmt;
 
 use serde::Serialize;
 
+use crate::codec;
+
 /// Separates this crate's keys from any other use of the same secret, and lets a future
 /// change of the key layout start afresh (old keys simply stop matching).
 const DOMAIN: &[u8] = b"offload-cache/v1";
@@ -148,15 +150,15 @@ impl KeyWriter {
         self
     }
 
-    /// Appends the serde form of `value` (postcard encoding): the easy way to include every
-    /// field of an options struct, including fields added later. The encoding must be
-    /// deterministic: structs, enums, vectors and numbers are; a `HashMap` is not (its
-    /// iteration order varies), so convert it to a sorted form first. Large byte vectors go
-    /// faster through [`bytes`](KeyWriter::bytes).
+    /// Appends the serde form of `value` (postcard, or CBOR for what postcard cannot
+    /// encode): the easy way to include every field of an options struct, including fields
+    /// added later. The encoding must be deterministic: structs, enums, vectors, `BTreeMap`s
+    /// and numbers are; a `HashMap` is not (its iteration order varies), so convert it to a
+    /// sorted form first. Large byte vectors go faster through [`bytes`](KeyWriter::bytes).
     pub fn serde<T: Serialize + ?Sized>(&mut self, value: &T) -> &mut KeyWriter {
-        match postcard::to_stdvec(value) {
-            Ok(encoded) => self.field(b'j', &encoded),
-            Err(_) => self.failed = true,
+        match codec::encode(value) {
+            Some(encoded) => self.field(b'j', &encoded),
+            None => self.failed = true,
         }
         self
     }

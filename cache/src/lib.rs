@@ -3,9 +3,10 @@
 
 // One call, top to bottom: `cache` (key, local tier, flight) -> `flight` (join or start the
 // spawned computation) -> back in `cache`: local tier, `shared` tier, the runner -> `local`
-// store -> publish through `flight`. Leaves: `key`, `stats`.
+// store -> publish through `flight`. Leaves: `key`, `codec`, `stats`.
 
 mod cache;
+mod codec;
 mod flight;
 mod key;
 mod local;
