@@ -338,7 +338,7 @@ impl<R: Runner + 'static> Cache<R> {
     pub fn run<T: Cacheable>(
         &self,
         task: T,
-    ) -> impl Future<Output = Result<Cached<T::Output>, Error>> + Send + 'static {
+    ) -> impl Future<Output = Result<Cached<T::Output>, Error>> + Send + 'static + use<R, T> {
         self.run_with(task, RunOptions::new())
     }
 
@@ -370,7 +370,7 @@ impl<R: Runner + 'static> Cache<R> {
         &self,
         task: T,
         options: RunOptions,
-    ) -> impl Future<Output = Result<Cached<T::Output>, Error>> + Send + 'static {
+    ) -> impl Future<Output = Result<Cached<T::Output>, Error>> + Send + 'static + use<R, T> {
         let inner = Arc::clone(&self.inner);
         async move {
             let Some(key) = key_of(&inner.secret, &task) else {
@@ -388,28 +388,22 @@ impl<R: Runner + 'static> Cache<R> {
             let (mut waiter, started) = inner.flights.join_or_start(key, move |completion| {
                 tokio::spawn(Inner::fly(spawner, key, task, options, completion)).abort_handle()
             });
-            let landed = match waiter.outcome().await {
+            let landed = waiter.outcome().await;
+            let outcome = match (started, &landed) {
+                (false, _) => Outcome::Coalesced,
+                (true, Some(Ok(landed))) if !landed.computed => Outcome::Hit,
+                (true, _) => Outcome::Miss,
+            };
+            // Failed calls count too: a miss whose computation failed is still a miss.
+            inner.counters.call(outcome);
+            let landed = match landed {
                 Some(Ok(landed)) => landed,
                 Some(Err(error)) => return Err(error),
-                None => {
-                    return Err(Error::Panicked {
-                        task: "offload-cache",
-                        message: "the cache's computation ended without a result".to_owned(),
-                    });
-                }
+                None => return Err(internal("the cache's computation ended without a result")),
             };
             let Some(value) = downcast::<T>(&landed.value) else {
-                return Err(Error::Panicked {
-                    task: "offload-cache",
-                    message: "two task types share a name and a key".to_owned(),
-                });
+                return Err(internal("two task types share a name and a key"));
             };
-            let outcome = match (started, landed.computed) {
-                (true, true) => Outcome::Miss,
-                (true, false) => Outcome::Hit,
-                (false, _) => Outcome::Coalesced,
-            };
-            inner.counters.call(outcome);
             Ok(Cached {
                 value,
                 outcome,
@@ -547,6 +541,14 @@ impl<R: Runner + 'static> Inner<R> {
 }
 
 type AnyValue = Arc<dyn Any + Send + Sync>;
+
+/// An error for what should not happen, reported rather than panicked on.
+fn internal(message: &str) -> Error {
+    Error::Panicked {
+        task: "offload-cache",
+        message: message.to_owned(),
+    }
+}
 
 fn downcast<T: Cacheable>(value: &AnyValue) -> Option<T::Output> {
     value.downcast_ref::<T::Output>().cloned()

@@ -20,6 +20,7 @@ pub(crate) fn encode<T: Serialize + ?Sized>(value: &T) -> Option<Vec<u8>> {
 }
 
 /// The value `encode` made, or `None` for bytes it did not make.
+#[cfg_attr(not(any(feature = "redis", test)), expect(dead_code))]
 pub(crate) fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Option<T> {
     match bytes.split_first()? {
         (&POSTCARD, rest) => postcard::from_bytes(rest).ok(),

@@ -118,6 +118,7 @@ impl Counters {
             .increment(1);
     }
 
+    #[cfg_attr(not(feature = "redis"), expect(dead_code))]
     pub(crate) fn shared_hit(&self) {
         self.shared_hits.fetch_add(1, Ordering::Relaxed);
         #[cfg(feature = "metrics")]

@@ -93,7 +93,7 @@ async fn runner_errors_are_not_cached() {
     }
     assert_eq!(state(id).runs.load(Ordering::SeqCst), 2);
     let stats = cache.stats();
-    assert_eq!((stats.hits, stats.entries), (0, 0));
+    assert_eq!((stats.hits, stats.misses, stats.entries), (0, 2, 0));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
