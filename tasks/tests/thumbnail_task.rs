@@ -25,6 +25,11 @@ fn name_is_stable() {
     assert_eq!(Thumbnail::fit(Vec::new(), 1, 1).name(), "thumbnail");
 }
 
+#[test]
+fn cost_is_the_input_length() {
+    assert_eq!(Thumbnail::fit(vec![0; 1234], 1, 1).cost(), 1234);
+}
+
 #[tokio::test]
 async fn pool_returns_the_same_bytes_as_inline_calls() {
     let pool = Pool::builder().threads(2).build().unwrap();

@@ -137,7 +137,10 @@ pub async fn exchange(addr: SocketAddr, request: &[u8]) -> String {
         let mut stream = tokio::net::TcpStream::connect(addr)
             .await
             .expect("the server accepts");
-        stream.write_all(request).await.expect("the request is sent");
+        stream
+            .write_all(request)
+            .await
+            .expect("the request is sent");
         let mut answer = Vec::new();
         let mut chunk = [0u8; 4096];
         while let Ok(n @ 1..) = stream.read(&mut chunk).await {

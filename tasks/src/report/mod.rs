@@ -210,4 +210,12 @@ impl Task for ReportTask {
     fn name(&self) -> &'static str {
         "report"
     }
+
+    /// The input's length in bytes, for a pool's
+    /// [`queue_cost_limit`](offload::Builder::queue_cost_limit).
+    fn cost(&self) -> u64 {
+        match &self.input {
+            Input::Csv(bytes) | Input::Json(bytes) => bytes.len() as u64,
+        }
+    }
 }

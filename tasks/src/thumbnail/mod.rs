@@ -447,6 +447,12 @@ impl offload::Task for Thumbnail {
     fn name(&self) -> &'static str {
         "thumbnail"
     }
+
+    /// The input's length in bytes, for a pool's
+    /// [`queue_cost_limit`](offload::Builder::queue_cost_limit).
+    fn cost(&self) -> u64 {
+        self.bytes.len() as u64
+    }
 }
 
 /// Makes a thumbnail of the encoded image `bytes` on the calling thread.
