@@ -31,6 +31,11 @@ pub(crate) async fn open(
     queue: &str,
     response_timeout: Duration,
 ) -> Result<(Keys, ConnectionManager, ConnectionManager), ConnectError> {
+    #[cfg(feature = "tls")]
+    {
+        // Whichever provider the process installed first wins; ours if none.
+        let _ = rustls::crypto::ring::default_provider().install_default();
+    }
     let client = Client::open(url).map_err(ConnectError::Url)?;
     let mut conn = manager(&client, response_timeout)
         .await

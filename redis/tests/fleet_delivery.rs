@@ -128,3 +128,29 @@ async fn the_runner_trait_and_priorities() {
     assert_eq!(order, [1001, 1002, 1003], "high first, low last");
     worker.stop().await;
 }
+
+#[tokio::test]
+async fn shutdown_waits_for_jobs_in_flight_then_refuses() {
+    let Some(redis) = RedisServer::start() else {
+        return;
+    };
+    let worker = support::spawn_worker(support::worker(1, 500), &redis.url(), "q").await;
+    let fleet = support::fleet(&redis.url(), "q").await;
+    let in_flight = fleet.try_run(Echo(11)).await.expect("room");
+    let closing = tokio::spawn({
+        let fleet = fleet.clone();
+        async move { fleet.shutdown().await }
+    });
+    assert_eq!(
+        in_flight.await,
+        Ok(11),
+        "a job in flight still gets its result"
+    );
+    tokio::time::timeout(Duration::from_secs(5), closing)
+        .await
+        .expect("shutdown returns once nothing is in flight")
+        .expect("no panic");
+    assert_eq!(fleet.run(Echo(12)).await, Err(offload::Error::Closed));
+    assert!(fleet.try_run(Echo(13)).await.unwrap_err().is_closed());
+    worker.stop().await;
+}
