@@ -3,7 +3,8 @@
 //! as given) and an in-process worker.
 //!
 //! ```text
-//! cargo run --release -p offload-redis --example fleet_roundtrip -- [seconds] [everysec|always]
+//! cargo run --release -p offload-redis --no-default-features --example fleet_roundtrip -- \
+//!     [seconds] [everysec|always] [worker threads]
 //! ```
 
 use std::time::{Duration, Instant};
@@ -33,7 +34,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         return Err("redis-server is not installed".into());
     };
     let url = redis.url();
-    let pool = Pool::builder().threads(2).build()?;
+    let threads: usize = args.next().map_or(Ok(2), |s| s.parse())?;
+    let pool = Pool::builder().threads(threads).build()?;
     let worker = Worker::builder(pool)
         .task::<Empty>("empty")
         .connect(&url, "bench")
@@ -78,7 +80,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     latencies.sort();
     let at = |q: f64| latencies[((latencies.len() - 1) as f64 * q) as usize];
     eprintln!(
-        "appendfsync {fsync}: 32 callers {throughput:.0} round trips/s ({total} in {elapsed:.1} s); \
+        "appendfsync {fsync}, {threads} worker threads: 32 callers {throughput:.0} round trips/s ({total} in {elapsed:.1} s); \
          1 caller p50 {:?} p99 {:?} ({} calls)",
         at(0.5),
         at(0.99),

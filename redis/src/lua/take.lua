@@ -90,10 +90,13 @@ for i = 1, 3 do
     end
 end
 
+-- Where to wait from, needed only when nothing was taken (the worker then blocks on XREAD).
 local last = {}
-for i = 1, 3 do
-    local top = redis.call('XREVRANGE', KEYS[i], '+', '-', 'COUNT', 1)
-    last[i] = top[1] and top[1][1] or '0-0'
+if #out == 0 then
+    for i = 1, 3 do
+        local top = redis.call('XREVRANGE', KEYS[i], '+', '-', 'COUNT', 1)
+        last[i] = top[1] and top[1][1] or '0-0'
+    end
 end
 local first = redis.call('ZRANGE', KEYS[4], 0, 0, 'WITHSCORES')
 local due = first[2] and tonumber(first[2]) or -1
