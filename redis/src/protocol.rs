@@ -1,0 +1,254 @@
+//! What travels through Redis: a job's stream entry, a reply's entry, and how payloads are
+//! encoded (MessagePack with field names: binary, compact, and self-describing).
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use redis::Value;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+/// One job as a stream entry. Each piece is its own field, so `redis-cli XRANGE` shows the
+/// queue readably and the Lua scripts read `job`, `reply` and `deadline` without decoding.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Entry {
+    /// Unique per submission: `<caller id>:<sequence>`.
+    pub(crate) job: String,
+    /// The task's [`name`](offload::Task::name), which the worker finds its code by.
+    pub(crate) task: String,
+    /// The caller's reply stream.
+    pub(crate) reply: String,
+    /// Wall-clock ms since the Unix epoch after which the job is discarded unrun; 0: none.
+    pub(crate) deadline_ms: u64,
+    /// The caller's trace context (free text, such as a W3C `traceparent`); may be empty.
+    pub(crate) trace: String,
+    /// The task, as MessagePack.
+    pub(crate) payload: Vec<u8>,
+}
+
+impl Entry {
+    /// The field/value pairs, in the order `XADD` gets them.
+    pub(crate) fn fields(&self) -> Vec<Vec<u8>> {
+        vec![
+            b"job".to_vec(),
+            self.job.as_bytes().to_vec(),
+            b"task".to_vec(),
+            self.task.as_bytes().to_vec(),
+            b"reply".to_vec(),
+            self.reply.as_bytes().to_vec(),
+            b"deadline".to_vec(),
+            self.deadline_ms.to_string().into_bytes(),
+            b"trace".to_vec(),
+            self.trace.as_bytes().to_vec(),
+            b"payload".to_vec(),
+            self.payload.clone(),
+        ]
+    }
+
+    /// Reads an entry back from its raw field/value pairs.
+    ///
+    /// # Errors
+    ///
+    /// A reason, for the dead letter, when a field is missing or not what it should be.
+    pub(crate) fn parse(fields: &[Vec<u8>]) -> Result<Entry, String> {
+        if !fields.len().is_multiple_of(2) {
+            return Err("malformed entry: odd number of field/value items".to_owned());
+        }
+        let get = |name: &str| {
+            fields
+                .chunks_exact(2)
+                .find(|pair| pair[0] == name.as_bytes())
+                .map(|pair| pair[1].as_slice())
+        };
+        let text = |name: &str| -> Result<String, String> {
+            let raw = get(name).ok_or_else(|| format!("malformed entry: no `{name}` field"))?;
+            String::from_utf8(raw.to_vec())
+                .map_err(|_| format!("malformed entry: `{name}` is not UTF-8"))
+        };
+        let deadline = text("deadline")?;
+        Ok(Entry {
+            job: text("job")?,
+            task: text("task")?,
+            reply: text("reply")?,
+            deadline_ms: deadline
+                .parse()
+                .map_err(|_| format!("malformed entry: deadline `{deadline}` is not a number"))?,
+            trace: text("trace").unwrap_or_default(),
+            payload: get("payload")
+                .ok_or("malformed entry: no `payload` field")?
+                .to_vec(),
+        })
+    }
+}
+
+/// What a caller hears back about one job.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Reply {
+    /// The task ran; its output as MessagePack.
+    Output(Vec<u8>),
+    /// Dead-lettered after `attempts` runs (or refused unrun, with 0).
+    Failed { attempts: u32, message: String },
+    /// Redis could not be reached for longer than the caller's grace period.
+    Unavailable(String),
+}
+
+/// A reply entry: the job it answers and the reply, or `None` when malformed.
+pub(crate) fn parse_reply(fields: &[Vec<u8>]) -> Option<(String, Reply)> {
+    let get = |name: &str| {
+        fields
+            .chunks_exact(2)
+            .find(|pair| pair[0] == name.as_bytes())
+            .map(|pair| pair[1].clone())
+    };
+    let job = String::from_utf8(get("job")?).ok()?;
+    let reply = match get("kind")?.as_slice() {
+        b"ok" => Reply::Output(get("output")?),
+        b"failed" => Reply::Failed {
+            attempts: String::from_utf8(get("attempts")?).ok()?.parse().ok()?,
+            message: String::from_utf8_lossy(&get("message")?).into_owned(),
+        },
+        _ => return None,
+    };
+    Some((job, reply))
+}
+
+/// MessagePack with field names (`#[serde(default)]` and `flatten` need them).
+pub(crate) fn encode<T: Serialize + ?Sized>(value: &T) -> Result<Vec<u8>, String> {
+    rmp_serde::to_vec_named(value).map_err(|e| e.to_string())
+}
+
+/// The reverse of [`encode`].
+pub(crate) fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, String> {
+    rmp_serde::from_slice(bytes).map_err(|e| e.to_string())
+}
+
+/// Milliseconds since the Unix epoch, the clock deadlines are written in.
+pub(crate) fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+}
+
+/// `in_` from now on the wall clock, in ms since the Unix epoch.
+pub(crate) fn ms_after(in_: Duration) -> u64 {
+    now_ms().saturating_add(u64::try_from(in_.as_millis()).unwrap_or(u64::MAX))
+}
+
+/// A bulk string's bytes; an integer's decimal digits; empty for anything else.
+pub(crate) fn bytes(value: Value) -> Vec<u8> {
+    match value {
+        Value::BulkString(b) => b,
+        Value::SimpleString(s) => s.into_bytes(),
+        Value::Int(i) => i.to_string().into_bytes(),
+        _ => Vec::new(),
+    }
+}
+
+/// A text reply, lossily.
+pub(crate) fn text(value: Value) -> String {
+    String::from_utf8_lossy(&bytes(value)).into_owned()
+}
+
+/// An integer reply (or its digits as a string).
+pub(crate) fn int(value: &Value) -> i64 {
+    match value {
+        Value::Int(i) => *i,
+        Value::BulkString(b) => std::str::from_utf8(b)
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(0),
+        _ => 0,
+    }
+}
+
+/// An array reply's items; empty for nil or anything else.
+pub(crate) fn items(value: Value) -> Vec<Value> {
+    match value {
+        Value::Array(v) | Value::Set(v) => v,
+        _ => Vec::new(),
+    }
+}
+
+/// Stream entries (`[[id, [field, value, ...]], ...]`) as ids and raw fields.
+pub(crate) fn entries(value: Value) -> Vec<(String, Vec<Vec<u8>>)> {
+    items(value)
+        .into_iter()
+        .map(|entry| {
+            let mut parts = items(entry).into_iter();
+            let id = parts.next().map(text).unwrap_or_default();
+            let fields = parts
+                .next()
+                .map(|f| items(f).into_iter().map(bytes).collect())
+                .unwrap_or_default();
+            (id, fields)
+        })
+        .collect()
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    fn sample() -> Entry {
+        Entry {
+            job: "c1:7".to_owned(),
+            task: "thumbnail".to_owned(),
+            reply: "offload:{q}:reply:c1".to_owned(),
+            deadline_ms: 1234,
+            trace: String::new(),
+            payload: vec![0, 159, 255],
+        }
+    }
+
+    #[test]
+    fn entry_round_trip() {
+        let entry = sample();
+        assert_eq!(Entry::parse(&entry.fields()), Ok(entry));
+    }
+
+    #[test]
+    fn malformed_entries_give_reasons() {
+        let mut fields = sample().fields();
+        fields.truncate(4);
+        assert!(
+            Entry::parse(&fields)
+                .unwrap_err()
+                .contains("no `deadline` field")
+        );
+        let mut fields = sample().fields();
+        fields[7] = b"soon".to_vec();
+        assert!(Entry::parse(&fields).unwrap_err().contains("deadline"));
+        assert!(Entry::parse(&[b"job".to_vec()]).is_err());
+    }
+
+    #[test]
+    fn replies_parse() {
+        let ok = [
+            b"job".to_vec(),
+            b"a:1".to_vec(),
+            b"kind".to_vec(),
+            b"ok".to_vec(),
+        ];
+        assert_eq!(parse_reply(&ok), None, "no output field");
+        let failed = [
+            b"job".to_vec(),
+            b"a:1".to_vec(),
+            b"kind".to_vec(),
+            b"failed".to_vec(),
+            b"attempts".to_vec(),
+            b"3".to_vec(),
+            b"message".to_vec(),
+            b"boom".to_vec(),
+        ];
+        assert_eq!(
+            parse_reply(&failed),
+            Some((
+                "a:1".to_owned(),
+                Reply::Failed {
+                    attempts: 3,
+                    message: "boom".to_owned()
+                }
+            ))
+        );
+    }
+}

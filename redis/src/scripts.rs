@@ -1,0 +1,45 @@
+//! The Lua scripts every state change of a job goes through, so each change is atomic and
+//! the owner checks cannot race (see the comment at the top of each script).
+
+use std::sync::LazyLock;
+
+use redis::Script;
+use redis::aio::ConnectionManager;
+
+use crate::keys::{GROUP, Keys};
+
+/// Adds a job unless the backlog cap is reached.
+pub(crate) static SUBMIT: LazyLock<Script> =
+    LazyLock::new(|| Script::new(include_str!("lua/submit.lua")));
+/// Promotes due retries, reclaims expired leases, reads new jobs.
+pub(crate) static TAKE: LazyLock<Script> =
+    LazyLock::new(|| Script::new(include_str!("lua/take.lua")));
+/// Owner-checked completion: reply, dead letter, retry or discard.
+pub(crate) static FINISH: LazyLock<Script> =
+    LazyLock::new(|| Script::new(include_str!("lua/finish.lua")));
+/// A worker's heartbeat: lease renewal, lost and cancelled jobs, dead consumer cleanup.
+pub(crate) static RENEW: LazyLock<Script> =
+    LazyLock::new(|| Script::new(include_str!("lua/renew.lua")));
+
+/// Creates the job streams and their consumer group where missing (after a first start, or
+/// a Redis that lost its data).
+pub(crate) async fn ensure_groups(
+    conn: &mut ConnectionManager,
+    keys: &Keys,
+) -> Result<(), redis::RedisError> {
+    for stream in &keys.streams {
+        let created: Result<(), _> = redis::cmd("XGROUP")
+            .arg("CREATE")
+            .arg(stream)
+            .arg(GROUP)
+            .arg("0")
+            .arg("MKSTREAM")
+            .query_async(conn)
+            .await;
+        match created {
+            Err(e) if e.code() != Some("BUSYGROUP") => return Err(e),
+            _ => {}
+        }
+    }
+    Ok(())
+}

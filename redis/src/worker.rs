@@ -1,0 +1,707 @@
+//! `Worker`: serves a queue with an offload `Pool`. One loop takes only as many jobs as the
+//! pool has free threads; each job runs as a tokio task that awaits the pool and finishes
+//! through the owner-checked script; a heartbeat renews the leases of the running jobs and
+//! stops those that were cancelled or lost.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::future::Future;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use offload::{Pool, Portable};
+use redis::Value;
+use redis::aio::ConnectionManager;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, oneshot};
+
+use crate::conn::{self, invoke};
+use crate::error::ConnectError;
+use crate::fleet::unique_id;
+use crate::keys::{GROUP, Keys};
+use crate::protocol::{self, Entry};
+use crate::scripts;
+
+/// Decodes a payload, runs the task on the calling (pool) thread, encodes the output.
+/// `Err` is a reason to dead-letter the job (it cannot run), not a task failure.
+type Handler = fn(Vec<u8>, &'static str) -> Result<Vec<u8>, String>;
+
+fn handle<T: Portable>(payload: Vec<u8>, name: &'static str) -> Result<Vec<u8>, String> {
+    let task: T = protocol::decode(&payload)
+        .map_err(|e| format!("payload does not decode as task `{name}`: {e}"))?;
+    if task.name() != name {
+        return Err(format!(
+            "task registered as `{name}` names itself `{}`",
+            task.name()
+        ));
+    }
+    let output = task.run();
+    protocol::encode(&output).map_err(|e| format!("output of `{name}` did not encode: {e}"))
+}
+
+/// Configures a [`Worker`]: the pool, the queue, the task types it serves, leases and
+/// retries. Made by [`Worker::builder`].
+#[derive(Clone)]
+pub struct WorkerBuilder {
+    pool: Pool,
+    handlers: HashMap<&'static str, Handler>,
+    lease: Duration,
+    max_attempts: u32,
+    retry_backoff: Duration,
+    max_payload: usize,
+    command_timeout: Duration,
+}
+
+impl fmt::Debug for WorkerBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut tasks: Vec<_> = self.handlers.keys().collect();
+        tasks.sort();
+        f.debug_struct("WorkerBuilder")
+            .field("pool", &self.pool)
+            .field("tasks", &tasks)
+            .field("lease", &self.lease)
+            .field("max_attempts", &self.max_attempts)
+            .field("retry_backoff", &self.retry_backoff)
+            .field("max_payload", &self.max_payload)
+            .finish()
+    }
+}
+
+impl WorkerBuilder {
+    /// Serves jobs of task type `T` named `name` (what [`Task::name`](offload::Task::name)
+    /// returns for them: `Task::name` takes `&self`, so the type alone cannot tell). A job
+    /// whose decoded task names itself otherwise is dead-lettered.
+    pub fn task<T: Portable>(mut self, name: &'static str) -> WorkerBuilder {
+        self.handlers.insert(name, handle::<T>);
+        self
+    }
+
+    /// How long a job stays with a worker that stopped renewing it (crashed, paused,
+    /// partitioned) before another worker claims it. Running jobs are renewed every third
+    /// of it. Default: 30 s.
+    ///
+    /// # Panics
+    ///
+    /// If `lease` is under 30 ms.
+    #[track_caller]
+    pub fn lease(mut self, lease: Duration) -> WorkerBuilder {
+        assert!(
+            lease >= Duration::from_millis(30),
+            "a lease under 30 ms cannot be renewed in time"
+        );
+        self.lease = lease;
+        self
+    }
+
+    /// How many times a job may start (runs that panicked, workers lost while running it)
+    /// before it goes to the dead letters. Default: 3.
+    ///
+    /// # Panics
+    ///
+    /// If `attempts` is 0.
+    #[track_caller]
+    pub fn max_attempts(mut self, attempts: u32) -> WorkerBuilder {
+        assert!(attempts > 0, "max_attempts must be at least 1");
+        self.max_attempts = attempts;
+        self
+    }
+
+    /// The pause before the first retry of a panicked job; each later one doubles it, and
+    /// each is jittered by ±50 %. Default: 1 s.
+    pub fn retry_backoff(mut self, base: Duration) -> WorkerBuilder {
+        self.retry_backoff = base;
+        self
+    }
+
+    /// The largest payload this worker decodes; larger jobs are dead-lettered. Default:
+    /// 32 MiB.
+    pub fn max_payload(mut self, bytes: usize) -> WorkerBuilder {
+        self.max_payload = bytes;
+        self
+    }
+
+    /// How long a finishing job keeps retrying its completion while Redis is unreachable.
+    /// Default: 30 s.
+    pub fn command_timeout(mut self, timeout: Duration) -> WorkerBuilder {
+        self.command_timeout = timeout;
+        self
+    }
+
+    /// Connects to `url` to serve the queue named `queue`.
+    ///
+    /// # Errors
+    ///
+    /// As [`FleetBuilder::connect`](crate::FleetBuilder::connect).
+    pub async fn connect(self, url: &str, queue: &str) -> Result<Worker, ConnectError> {
+        let (keys, conn, blocking) = conn::open(url, queue, Duration::from_secs(2)).await?;
+        Ok(Worker {
+            ctx: Arc::new(Ctx {
+                consumer: unique_id(),
+                keys,
+                conn,
+                running: Mutex::new(HashMap::new()),
+                slots: Arc::new(Semaphore::new(self.pool.threads().max(1))),
+                config: self,
+            }),
+            blocking,
+        })
+    }
+}
+
+/// Serves one queue: takes jobs, runs them on an offload [`Pool`], replies.
+///
+/// # Examples
+///
+/// ```no_run
+/// # #[tokio::main]
+/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// use std::time::Duration;
+/// use offload::Pool;
+/// use offload_tasks::Thumbnail;
+///
+/// let worker = offload_redis::Worker::builder(Pool::new())
+///     .task::<Thumbnail>("thumbnail")
+///     .lease(Duration::from_secs(10))
+///     .connect("redis://127.0.0.1/", "images")
+///     .await?;
+/// worker.run(async { tokio::signal::ctrl_c().await.ok(); }).await;
+/// # Ok(())
+/// # }
+/// ```
+///
+/// # Leases
+///
+/// A job read by a worker stays in its pending list; the worker renews its lease with a
+/// heartbeat every third of [`lease`](WorkerBuilder::lease). When a worker dies or stalls,
+/// its jobs' idle time passes the lease and the next worker to look claims them (`XAUTOCLAIM`).
+/// A worker that resumes after losing a job can neither acknowledge it nor reply: both go
+/// through a Lua script that checks the entry's owner.
+///
+/// # Retries
+///
+/// A run that panics is scheduled again after an exponential, jittered backoff; after
+/// [`max_attempts`](WorkerBuilder::max_attempts) starts (lost workers count) the job goes to
+/// the dead-letter stream with its last error and the caller gets
+/// [`Error::Failed`](offload::Error::Failed). A task's own `Err` output is a result.
+pub struct Worker {
+    ctx: Arc<Ctx>,
+    blocking: ConnectionManager,
+}
+
+impl fmt::Debug for Worker {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Worker")
+            .field("consumer", &self.ctx.consumer)
+            .field("config", &self.ctx.config)
+            .finish()
+    }
+}
+
+struct Ctx {
+    consumer: String,
+    keys: Keys,
+    conn: ConnectionManager,
+    /// Jobs running now, by job id.
+    running: Mutex<HashMap<String, Running>>,
+    /// One permit per pool thread: the loop takes only as many jobs as it holds permits.
+    slots: Arc<Semaphore>,
+    config: WorkerBuilder,
+}
+
+impl Ctx {
+    fn running(&self) -> MutexGuard<'_, HashMap<String, Running>> {
+        self.running
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
+
+struct Running {
+    stream: usize,
+    id: String,
+    stop: Option<oneshot::Sender<Stop>>,
+}
+
+/// Why the heartbeat stops a running job.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Stop {
+    /// The caller cancelled: drop the run and the entry.
+    Cancelled,
+    /// Another worker owns the entry now: drop the run, touch nothing.
+    Lost,
+}
+
+/// A job the take script handed over.
+struct Taken {
+    stream: usize,
+    id: String,
+    attempt: u32,
+    fields: Vec<Vec<u8>>,
+}
+
+impl Worker {
+    /// Configures a worker that runs its jobs on `pool` (one job per pool thread).
+    pub fn builder(pool: Pool) -> WorkerBuilder {
+        WorkerBuilder {
+            pool,
+            handlers: HashMap::new(),
+            lease: Duration::from_secs(30),
+            max_attempts: 3,
+            retry_backoff: Duration::from_secs(1),
+            max_payload: 32 << 20,
+            command_timeout: Duration::from_secs(30),
+        }
+    }
+
+    /// This worker's consumer name in the queue's group: `<pid>-<random>`, new at every
+    /// start, so a restarted worker never inherits a dead one's jobs by name.
+    pub fn consumer(&self) -> &str {
+        &self.ctx.consumer
+    }
+
+    /// Serves the queue until `shutdown` resolves, then stops taking jobs and returns once
+    /// the running ones have finished and replied. Redis outages are waited out (the
+    /// connections reconnect by themselves); nothing here panics on bad input.
+    ///
+    /// # Cancellation
+    ///
+    /// Dropping the future stops taking jobs; running ones finish in the background, and
+    /// jobs whose completion was cut off are claimed by another worker after the lease.
+    pub async fn run(mut self, shutdown: impl Future<Output = ()>) {
+        let ctx = Arc::clone(&self.ctx);
+        let (stop_tx, stop_rx) = oneshot::channel::<()>();
+        let heartbeat = tokio::spawn(heartbeat(Arc::clone(&ctx), stop_rx));
+        tokio::select! {
+            () = shutdown => {}
+            () = self.take_loop() => {}
+        }
+        let threads = u32::try_from(ctx.config.pool.threads().max(1)).unwrap_or(u32::MAX);
+        if let Ok(all) = ctx.slots.acquire_many(threads).await {
+            all.forget();
+        }
+        let _ = stop_tx.send(());
+        let _ = heartbeat.await;
+    }
+
+    async fn take_loop(&mut self) {
+        let ctx = Arc::clone(&self.ctx);
+        let reclaim_every = ctx.config.lease / 2;
+        let mut next_reclaim = Instant::now();
+        let mut failures = 0u32;
+        loop {
+            let free = ctx.slots.available_permits();
+            if free == 0 {
+                // Wait for a thread to free up, then count again.
+                if let Ok(permit) = ctx.slots.acquire().await {
+                    drop(permit);
+                }
+                continue;
+            }
+            let reclaim = Instant::now() >= next_reclaim;
+            let taken = take(&ctx, free, reclaim).await;
+            let (jobs, last, due) = match taken {
+                Ok(t) => {
+                    failures = 0;
+                    t
+                }
+                Err(e) => {
+                    failures += 1;
+                    if e.code() == Some("NOGROUP") {
+                        let mut conn = ctx.conn.clone();
+                        let _ = scripts::ensure_groups(&mut conn, &ctx.keys).await;
+                    } else if failures == 1 || failures.is_multiple_of(50) {
+                        tracing::warn!(error = %e, "offload worker cannot take jobs; retrying");
+                    }
+                    let pause = Duration::from_millis(20 * u64::from(failures.min(25)));
+                    tokio::time::sleep(pause).await;
+                    continue;
+                }
+            };
+            if reclaim {
+                next_reclaim = Instant::now() + reclaim_every;
+            }
+            let took = jobs.len();
+            for job in jobs {
+                let Ok(permit) = Arc::clone(&ctx.slots).try_acquire_owned() else {
+                    // Cannot happen (only this loop takes permits for new jobs); the lease
+                    // hands the job to another worker if it does.
+                    tracing::error!("offload worker took more jobs than it has threads");
+                    break;
+                };
+                let (stop_tx, stop_rx) = oneshot::channel();
+                tokio::spawn(execute(Arc::clone(&ctx), job, permit, stop_tx, stop_rx));
+            }
+            if took > 0 {
+                continue;
+            }
+            // Nothing to take: block until a new entry arrives after the ones seen, a
+            // retry falls due, or it is time to look for expired leases.
+            let mut wait =
+                conn::MAX_BLOCK.min(next_reclaim.saturating_duration_since(Instant::now()));
+            if due >= 0 {
+                let until_due = (due as u64).saturating_sub(protocol::now_ms());
+                wait = wait.min(Duration::from_millis(until_due));
+            }
+            if wait >= Duration::from_millis(1) {
+                self.wait_for_entries(&last, wait).await;
+            }
+        }
+    }
+
+    async fn wait_for_entries(&mut self, last: &[String], wait: Duration) {
+        let mut cmd = redis::cmd("XREAD");
+        cmd.arg("COUNT")
+            .arg(1)
+            .arg("BLOCK")
+            .arg(u64::try_from(wait.as_millis()).unwrap_or(1000))
+            .arg("STREAMS");
+        for stream in &self.ctx.keys.streams {
+            cmd.arg(stream);
+        }
+        for id in last {
+            cmd.arg(id);
+        }
+        if cmd.query_async::<Value>(&mut self.blocking).await.is_err() {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+}
+
+/// One call of the take script: the jobs, the streams' last ids, the next retry's due time.
+async fn take(
+    ctx: &Ctx,
+    free: usize,
+    reclaim: bool,
+) -> Result<(Vec<Taken>, Vec<String>, i64), redis::RedisError> {
+    let keys = &ctx.keys;
+    let mut call = scripts::TAKE.prepare_invoke();
+    for stream in &keys.streams {
+        call.key(stream);
+    }
+    call.key(&keys.delayed)
+        .key(&keys.attempts)
+        .key(&keys.errors)
+        .key(&keys.stats)
+        .key(&keys.dead)
+        .arg(GROUP)
+        .arg(&ctx.consumer)
+        .arg(free)
+        .arg(u64::try_from(ctx.config.lease.as_millis()).unwrap_or(u64::MAX))
+        .arg(if reclaim { "1" } else { "0" })
+        .arg(ctx.config.max_attempts)
+        .arg(keys.cancel_prefix());
+    let mut conn = ctx.conn.clone();
+    let value: Value = call.invoke_async(&mut conn).await?;
+    let mut parts = protocol::items(value).into_iter();
+    let jobs = parts
+        .next()
+        .map(protocol::items)
+        .unwrap_or_default()
+        .into_iter()
+        .map(|job| {
+            let mut p = protocol::items(job).into_iter();
+            let stream = p.next().map_or(1, |v| protocol::int(&v));
+            let id = p.next().map(protocol::text).unwrap_or_default();
+            let attempt = p.next().map_or(0, |v| protocol::int(&v));
+            let fields = p
+                .next()
+                .map(|f| {
+                    protocol::items(f)
+                        .into_iter()
+                        .map(protocol::bytes)
+                        .collect()
+                })
+                .unwrap_or_default();
+            Taken {
+                stream: usize::try_from(stream - 1).unwrap_or(0).min(2),
+                id,
+                attempt: u32::try_from(attempt).unwrap_or(0),
+                fields,
+            }
+        })
+        .collect();
+    let last = parts
+        .next()
+        .map(protocol::items)
+        .unwrap_or_default()
+        .into_iter()
+        .map(protocol::text)
+        .collect::<Vec<_>>();
+    let due = parts.next().map_or(-1, |v| protocol::int(&v));
+    let last = if last.len() == 3 {
+        last
+    } else {
+        vec!["0-0".to_owned(); 3]
+    };
+    Ok((jobs, last, due))
+}
+
+/// How one run ended, and what the finish script does about it.
+enum Outcome {
+    Output(Vec<u8>),
+    Failed { attempts: u32, message: String },
+    Retry { due_ms: u64, message: String },
+    Discard,
+}
+
+/// Runs one taken job to its end and finishes it.
+async fn execute(
+    ctx: Arc<Ctx>,
+    job: Taken,
+    _permit: OwnedSemaphorePermit,
+    stop_tx: oneshot::Sender<Stop>,
+    stop_rx: oneshot::Receiver<Stop>,
+) {
+    let mut entry = match Entry::parse(&job.fields) {
+        Ok(entry) => entry,
+        Err(reason) => {
+            let job_id = String::new();
+            let outcome = Outcome::Failed {
+                attempts: job.attempt,
+                message: reason,
+            };
+            finish(ctx, job, job_id, String::new(), outcome).await;
+            return;
+        }
+    };
+    ctx.running().insert(
+        entry.job.clone(),
+        Running {
+            stream: job.stream,
+            id: job.id.clone(),
+            stop: Some(stop_tx),
+        },
+    );
+    let span = tracing::info_span!(
+        "offload_job",
+        job = %entry.job,
+        task = %entry.task,
+        attempt = job.attempt,
+        trace = %entry.trace,
+    );
+    let run = run_entry(
+        Arc::clone(&ctx),
+        entry.task.clone(),
+        std::mem::take(&mut entry.payload),
+        entry.deadline_ms,
+        job.attempt,
+        stop_rx,
+    );
+    let outcome = tracing::Instrument::instrument(run, span).await;
+    ctx.running().remove(&entry.job);
+    if let Some(outcome) = outcome {
+        finish(ctx, job, entry.job, entry.reply, outcome).await;
+    }
+}
+
+/// Runs the entry's task on the pool; `None` when the job was lost to another worker (then
+/// nothing may be written).
+async fn run_entry(
+    ctx: Arc<Ctx>,
+    task: String,
+    payload: Vec<u8>,
+    deadline_ms: u64,
+    attempts: u32,
+    stop: oneshot::Receiver<Stop>,
+) -> Option<Outcome> {
+    let config = &ctx.config;
+    let failed = move |message: String| Some(Outcome::Failed { attempts, message });
+    if payload.len() > config.max_payload {
+        return failed(format!(
+            "payload of {} bytes exceeds the worker's {}-byte limit",
+            payload.len(),
+            config.max_payload
+        ));
+    }
+    let Some((&name, &handler)) = config.handlers.get_key_value(task.as_str()) else {
+        return failed(format!("unknown task `{task}`"));
+    };
+    let mut run = config.pool.run(move || handler(payload, name)).name(name);
+    if deadline_ms > 0 {
+        let left = deadline_ms.saturating_sub(protocol::now_ms());
+        run = run.deadline(Instant::now() + Duration::from_millis(left));
+    }
+    // Boxed as `dyn Send`: proves `Send` here, where the captured `&'static str` has its
+    // real lifetime (rustc cannot prove it for the bare future inside a spawned one).
+    type Pending = std::pin::Pin<
+        Box<dyn Future<Output = Result<Result<Vec<u8>, String>, offload::Error>> + Send>,
+    >;
+    let run: Pending = Box::pin(std::future::IntoFuture::into_future(run));
+    let result = tokio::select! {
+        result = run => result,
+        stop = stop => {
+            // Dropping the run future turns `is_cancelled` true inside the task.
+            return match stop {
+                Ok(Stop::Lost) => None,
+                _ => Some(Outcome::Discard),
+            };
+        }
+    };
+    match result {
+        Ok(Ok(output)) => Some(Outcome::Output(output)),
+        Ok(Err(reason)) => failed(reason),
+        Err(offload::Error::Panicked { message, .. }) => {
+            let message = format!("task `{name}` panicked: {message}");
+            if attempts >= config.max_attempts {
+                return failed(message);
+            }
+            let due_ms = protocol::ms_after(backoff(config.retry_backoff, attempts));
+            Some(Outcome::Retry { due_ms, message })
+        }
+        // The caller's deadline passed: nobody waits for the result.
+        Err(offload::Error::TimedOut { .. }) => Some(Outcome::Discard),
+        // The pool was closed under the worker: leave the job to the lease.
+        Err(_) => None,
+    }
+}
+
+/// `base * 2^(attempt-1)`, jittered by ±50 %, at most an hour.
+fn backoff(base: Duration, attempt: u32) -> Duration {
+    let exp = base.saturating_mul(1 << attempt.saturating_sub(1).min(20));
+    let jitter = 0.5 + (crate::random_u64() % 1000) as f64 / 1000.0;
+    exp.mul_f64(jitter).min(Duration::from_secs(3600))
+}
+
+/// The finish script, retried through a Redis outage for the command timeout.
+async fn finish(ctx: Arc<Ctx>, job: Taken, job_id: String, reply: String, outcome: Outcome) {
+    let (call, dead_letter) = finish_call(&ctx, &job, &job_id, reply, outcome);
+    let result = invoke::<i64>(ctx.conn.clone(), call, ctx.config.command_timeout).await;
+    log_finish(&result, &job_id, dead_letter);
+}
+
+/// The finish script's invocation, and the dead letter's reason when it writes one.
+fn finish_call(
+    ctx: &Ctx,
+    job: &Taken,
+    job_id: &str,
+    reply: String,
+    outcome: Outcome,
+) -> (redis::ScriptInvocation<'static>, Option<String>) {
+    let keys = &ctx.keys;
+    let (mode, due, message, attempts, output) = match outcome {
+        Outcome::Output(bytes) => ("ok", 0, String::new(), job.attempt, bytes),
+        Outcome::Failed { attempts, message } => ("failed", 0, message, attempts, Vec::new()),
+        Outcome::Retry { due_ms, message } => ("retry", due_ms, message, job.attempt, Vec::new()),
+        Outcome::Discard => ("discard", 0, String::new(), job.attempt, Vec::new()),
+    };
+    // A reply key outside this queue's slot is not written to (malformed or hostile entry).
+    let reply = if reply.starts_with(&keys.reply("")) {
+        reply
+    } else {
+        String::new()
+    };
+    let mut call = scripts::FINISH.prepare_invoke();
+    call.key(&keys.streams[job.stream])
+        .key(&keys.attempts)
+        .key(&keys.errors)
+        .key(&keys.stats)
+        .key(&keys.dead)
+        .key(&keys.delayed)
+        .key(reply)
+        .arg(GROUP)
+        .arg(&ctx.consumer)
+        .arg(&job.id)
+        .arg(job_id)
+        .arg(mode)
+        .arg(job.stream + 1)
+        .arg(due)
+        .arg(&message)
+        .arg(attempts)
+        .arg(output.as_slice());
+    for field in &job.fields {
+        call.arg(field.as_slice());
+    }
+    (call, (mode == "failed").then_some(message))
+}
+
+fn log_finish(result: &Result<i64, redis::RedisError>, job: &str, dead_letter: Option<String>) {
+    match (result, dead_letter) {
+        (Ok(1), Some(reason)) => tracing::warn!(job, %reason, "offload job dead-lettered"),
+        (Ok(1), None) => {}
+        (Ok(_), _) => tracing::info!(job, "offload job lost to another worker; result dropped"),
+        (Err(e), _) => tracing::warn!(
+            job,
+            error = %e,
+            "offload job could not be finished; its lease will hand it on"
+        ),
+    }
+}
+
+/// Renews the running jobs' leases every third of the lease until told to stop.
+async fn heartbeat(ctx: Arc<Ctx>, mut stop: oneshot::Receiver<()>) {
+    let every = ctx.config.lease / 3;
+    let silent_ms = u64::try_from(
+        (ctx.config.lease * 20)
+            .max(Duration::from_secs(60))
+            .as_millis(),
+    )
+    .unwrap_or(u64::MAX);
+    loop {
+        let jobs: Vec<(String, usize, String)> = ctx
+            .running()
+            .iter()
+            .map(|(job, r)| (job.clone(), r.stream, r.id.clone()))
+            .collect();
+        let keys = &ctx.keys;
+        let mut call = scripts::RENEW.prepare_invoke();
+        for stream in &keys.streams {
+            call.key(stream);
+        }
+        call.key(&keys.workers)
+            .key(&keys.stats)
+            .arg(GROUP)
+            .arg(&ctx.consumer)
+            .arg(keys.cancel_prefix())
+            .arg(silent_ms)
+            .arg(u64::try_from(ctx.config.lease.as_millis()).unwrap_or(u64::MAX));
+        for (job, stream, id) in &jobs {
+            call.arg(stream + 1).arg(id).arg(job);
+        }
+        let mut conn = ctx.conn.clone();
+        let renewed = tokio::time::timeout(
+            every,
+            call.invoke_async::<(Vec<String>, Vec<String>)>(&mut conn),
+        )
+        .await;
+        match renewed {
+            Ok(Ok((lost, cancelled))) => {
+                let mut running = ctx.running();
+                let stops = lost
+                    .iter()
+                    .map(|j| (j, Stop::Lost))
+                    .chain(cancelled.iter().map(|j| (j, Stop::Cancelled)));
+                for (job, why) in stops {
+                    if let Some(stop) = running.get_mut(job).and_then(|r| r.stop.take()) {
+                        let _ = stop.send(why);
+                    }
+                }
+            }
+            Ok(Err(e)) => tracing::debug!(error = %e, "offload worker heartbeat failed"),
+            Err(_) => tracing::debug!("offload worker heartbeat timed out"),
+        }
+        tokio::select! {
+            _ = &mut stop => return,
+            () = tokio::time::sleep(every) => {}
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_with_jitter_and_is_capped() {
+        let base = Duration::from_millis(100);
+        for attempt in 1..=5u32 {
+            let nominal = base * (1 << (attempt - 1));
+            for _ in 0..50 {
+                let b = backoff(base, attempt);
+                assert!(b >= nominal / 2 && b <= nominal * 3 / 2, "{attempt}: {b:?}");
+            }
+        }
+        assert_eq!(
+            backoff(Duration::from_secs(60), 30),
+            Duration::from_secs(3600)
+        );
+    }
+}

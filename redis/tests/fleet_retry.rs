@@ -1,0 +1,74 @@
+//! Retries and dead letters: a panicking task is retried with backoff up to `max_attempts`,
+//! then dead-lettered with its last error, and the caller gets `Error::Failed`.
+#![allow(clippy::unwrap_used)]
+
+mod support;
+
+use std::time::Duration;
+
+use offload::Error;
+use offload_test_redis::RedisServer;
+use support::Flaky;
+
+#[tokio::test]
+async fn smoke() {
+    let Some(redis) = RedisServer::start() else {
+        return;
+    };
+    let worker = support::spawn_worker(support::worker(1, 500), &redis.url(), "q").await;
+    let fleet = support::fleet(&redis.url(), "q").await;
+    // Panics twice, succeeds on its third run: within the default three attempts.
+    let result = fleet
+        .run(Flaky { key: 1, panics: 2 })
+        .timeout(Duration::from_secs(10))
+        .await;
+    assert_eq!(result, Ok(3));
+    assert_eq!(support::flaky_runs(1), 3);
+    let stats = fleet.queue_stats().await.expect("stats");
+    assert_eq!(
+        (stats.retried, stats.dead_lettered, stats.backlog),
+        (2, 0, 0)
+    );
+    worker.stop().await;
+}
+
+#[tokio::test]
+async fn a_task_that_keeps_panicking_is_dead_lettered_after_max_attempts() {
+    let Some(redis) = RedisServer::start() else {
+        return;
+    };
+    let worker =
+        support::spawn_worker(support::worker(1, 500).max_attempts(4), &redis.url(), "q").await;
+    let fleet = support::fleet(&redis.url(), "q").await;
+    let err = fleet
+        .run(Flaky {
+            key: 2,
+            panics: u32::MAX,
+        })
+        .timeout(Duration::from_secs(10))
+        .await
+        .unwrap_err();
+    match &err {
+        Error::Failed {
+            task,
+            attempts,
+            message,
+        } => {
+            assert_eq!((*task, *attempts), ("flaky", 4));
+            assert!(message.contains("flaky run 4 of job 2"), "{message}");
+        }
+        other => panic!("expected Failed, got {other:?}"),
+    }
+    assert_eq!(support::flaky_runs(2), 4, "ran exactly max_attempts times");
+    let dead = support::dead_letters(&redis.url(), "q").await;
+    assert_eq!(dead.len(), 1);
+    assert!(dead[0].0.contains("panicked"), "{dead:?}");
+    assert_eq!((dead[0].1.as_str(), dead[0].2.as_str()), ("4", "flaky"));
+    let stats = fleet.queue_stats().await.expect("stats");
+    assert_eq!(
+        (stats.retried, stats.dead_lettered, stats.backlog),
+        (3, 1, 0)
+    );
+    assert_eq!(fleet.metrics().failed, 1);
+    worker.stop().await;
+}
