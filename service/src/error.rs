@@ -157,7 +157,7 @@ impl From<QueryRejection> for AppError {
 impl From<offload::Error> for AppError {
     /// A panic is a 500; a deadline that passed while the task waited or ran a 504; a
     /// refusal a 503 with the pool's predicted drain time; a closed pool the
-    /// [`shutting down`](AppError::shutting_down) 503; a remote backend that failed a 503.
+    /// `shutting down` 503; a remote backend that failed a 503.
     fn from(e: offload::Error) -> AppError {
         if e.is_panic() {
             AppError::internal("task panicked", &e)
