@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use crate::countdown::Countdown;
 use crate::error::{Error, TryRunError};
-use crate::handle::TaskHandle;
+use crate::handle::{Deferred, TaskHandle};
 use crate::inline::Inline;
 use crate::job::{self, Charge, Job, JobMeta};
 use crate::lag::ReactorLag;
@@ -125,11 +125,9 @@ impl Backend {
                 if scheduler.is_closed() {
                     return Err(TryRunError::Closed(task));
                 }
-                self.counters.submitted();
                 let recorder = Arc::clone(&self.recorder);
                 let run = Box::new(move || job::run_here(task, &meta, &recorder));
-                let counters = Arc::clone(&self.counters);
-                Ok(TaskHandle::deferred(counters, run, name, options.timeout))
+                Ok(self.deferred(run, name, options))
             }
             Kind::Threads(scheduler) => {
                 let expected = self.recorder.expected_run(name);
@@ -147,7 +145,7 @@ impl Backend {
                     countdown.add();
                 }
                 let (job, reply) = Job::new(task, meta, charge, batch);
-                scheduler.enqueue(admission, options.priority, job);
+                scheduler.enqueue(admission, job);
                 let counters = Arc::clone(&self.counters);
                 Ok(TaskHandle::waiting(
                     counters,
@@ -161,12 +159,21 @@ impl Backend {
                 if inline.is_closed() {
                     return Err(TryRunError::Closed(task));
                 }
-                self.counters.submitted();
                 let run = Box::new(inline.prepare(task, meta));
-                let counters = Arc::clone(&self.counters);
-                Ok(TaskHandle::deferred(counters, run, name, options.timeout))
+                Ok(self.deferred(run, name, options))
             }
         }
+    }
+
+    /// A submitted task that runs on the thread that first polls its handle.
+    fn deferred<O: Send + 'static>(
+        &self,
+        run: Deferred<O>,
+        name: &'static str,
+        options: &Options,
+    ) -> TaskHandle<O> {
+        self.counters.submitted();
+        TaskHandle::deferred(Arc::clone(&self.counters), run, name, options.timeout)
     }
 
     /// Waits for queue room (see [`RoomWait`]); an inline pool is never full.

@@ -178,8 +178,6 @@ struct Slot {
 /// (inline callers), so workers never contend for a lock. Also knows the slow-task threshold.
 pub(crate) struct Recorder {
     slots: Box<[CachePadded<Mutex<Slot>>]>,
-    /// A moving average of run times over every task, in nanoseconds (0 before the first).
-    mean_run_ns: CachePadded<AtomicU64>,
     /// The same per task name: what admission expects a task of that name to take.
     averages: RwLock<Vec<(&'static str, Arc<AtomicU64>)>>,
     threads: usize,
@@ -197,7 +195,6 @@ impl Recorder {
             slots: (0..=threads)
                 .map(|_| CachePadded::new(Mutex::new(Slot::default())))
                 .collect(),
-            mean_run_ns: CachePadded::new(AtomicU64::new(0)),
             averages: RwLock::default(),
             threads,
             slow_task_threshold,
@@ -232,7 +229,6 @@ impl Recorder {
         record_duration(&mut pair.run, run);
         let average = pair.average.get_or_insert_with(|| self.average_of(name));
         fold(average, run);
-        fold(&self.mean_run_ns, run);
         #[cfg(feature = "metrics")]
         pair.facade
             .get_or_insert_with(|| facade::Pair::new(&self.label, name))
@@ -254,26 +250,27 @@ impl Recorder {
     }
 
     /// How long a task named `name` is expected to run: the moving average of its runs, or
-    /// of every task's before one of that name has run; `None` before any task ran.
+    /// before one of that name has run, the mean of the other names' averages; `None`
+    /// before any task ran. (Derived here, at the rare look-up of an unknown name, rather
+    /// than kept as one more average every run would write.)
     pub(crate) fn expected_run(&self, name: &'static str) -> Option<Duration> {
         let averages = self.averages.read().unwrap_or_else(PoisonError::into_inner);
-        let by_name = averages
+        let load = |average: &AtomicU64| average.load(Ordering::Relaxed);
+        if let Some((_, average)) = averages
             .iter()
             .find(|(n, _)| std::ptr::eq(*n, name) || *n == name)
-            .map_or(0, |(_, average)| average.load(Ordering::Relaxed));
-        drop(averages);
-        match by_name {
-            0 => self.mean_run(),
-            ns => Some(Duration::from_nanos(ns)),
+            .filter(|(_, average)| load(average) > 0)
+        {
+            return Some(Duration::from_nanos(load(average)));
         }
-    }
-
-    /// The moving average of run times, if any task ran yet.
-    pub(crate) fn mean_run(&self) -> Option<Duration> {
-        match self.mean_run_ns.load(Ordering::Relaxed) {
-            0 => None,
-            ns => Some(Duration::from_nanos(ns)),
-        }
+        let (total, count) = averages
+            .iter()
+            .map(|(_, average)| load(average))
+            .filter(|&ns| ns > 0)
+            .fold((0u64, 0u64), |(total, count), ns| {
+                (total.saturating_add(ns), count + 1)
+            });
+        (count > 0).then(|| Duration::from_nanos(total / count))
     }
 
     /// The queue depth and running tasks now, for exporters that are pushed to.

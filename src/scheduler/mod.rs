@@ -33,7 +33,6 @@ use rayon::ThreadPool;
 use crate::countdown::Countdown;
 use crate::job::{self, Charge, Job};
 use crate::metrics::Recorder;
-use crate::priority::Priority;
 use crate::time;
 
 use delay::QueueDelay;
@@ -79,7 +78,6 @@ pub(crate) struct Policy {
 #[must_use = "an admitted slot must be filled with `Scheduler::enqueue`"]
 pub(crate) struct Admission {
     start_drainer: bool,
-    charge: Charge,
 }
 
 struct Queue {
@@ -170,10 +168,7 @@ impl Scheduler {
         match self.state.try_admit(self.capacity, self.threads) {
             Ok((start_drainer, load)) => {
                 self.recorder.load(load.queued, load.running);
-                Ok(Admission {
-                    start_drainer,
-                    charge,
-                })
+                Ok(Admission { start_drainer })
             }
             Err(refusal) => {
                 self.backlog.release_cost(charge.cost, self.cost_limit);
@@ -192,12 +187,12 @@ impl Scheduler {
 
     /// Queues `job` in the slot `admission` reserved, and starts a drainer if admission
     /// asked for one.
-    pub(crate) fn enqueue(self: &Arc<Self>, admission: Admission, priority: Priority, job: Job) {
-        debug_assert_eq!(admission.charge, job.charge);
+    /// The job's charge (admitted by [`admit`](Self::admit)) says which queue it joins.
+    pub(crate) fn enqueue(self: &Arc<Self>, admission: Admission, job: Job) {
         // Counted before the push, so the drainer's subtraction after its pop never
         // comes first.
         self.backlog.queued(job.charge);
-        let queue = &self.queues[priority.queue_index()];
+        let queue = &self.queues[job.charge.queue];
         // The channel's room covers every admitted task (see `new`) and both ends live in
         // `self`, so this never fails; if that bound were ever wrong, waiting for a drainer
         // beats losing the job.
