@@ -19,7 +19,7 @@ use crate::job::{self, Charge, Job, JobMeta};
 use crate::lag::ReactorLag;
 use crate::metrics::{Counters, Gauges, Metrics, Outcome, Recorder};
 use crate::priority::Priority;
-use crate::scheduler::{Load, Refused, RoomWait, Scheduler};
+use crate::scheduler::{Load, Refused, RoomWait, Scheduler, Withdrawal};
 use crate::task::Task;
 use crate::time;
 
@@ -144,12 +144,13 @@ impl Backend {
                 if let Some(countdown) = batch {
                     countdown.add();
                 }
-                let (job, reply) = Job::new(task, meta, charge, batch);
+                let (job, reply, slot) = Job::new(task, meta, charge, batch);
                 scheduler.enqueue(admission, job);
                 let counters = Arc::clone(&self.counters);
                 Ok(TaskHandle::waiting(
                     counters,
                     reply,
+                    Withdrawal::new(slot, scheduler),
                     name,
                     options.timeout,
                     deadline,

@@ -11,14 +11,16 @@ use std::time::{Duration, Instant};
 use crate::error::Error;
 use crate::job::Reply;
 use crate::metrics::{Counters, Outcome};
+use crate::scheduler::Withdrawal;
 use crate::time::Timer;
 
 /// Work to do at the first poll, on the polling thread (an inline pool's task).
 pub(crate) type Deferred<O> = Box<dyn FnOnce() -> Result<O, Error> + Send>;
 
 enum State<O> {
-    /// Queued or running on a worker; the result arrives through the channel.
-    Waiting(Reply<O>),
+    /// Queued or running on a worker; the result arrives through the channel. A caller that
+    /// leaves or times out while the task is still queued takes it back out.
+    Waiting(Reply<O>, Withdrawal),
     /// Runs at the first poll.
     Deferred(Deferred<O>),
     /// The caller has the outcome.
@@ -32,6 +34,9 @@ enum State<O> {
 ///
 /// Dropping the handle cancels the task: a queued task never runs (counted `cancelled`), a
 /// running one sees [`is_cancelled`](crate::is_cancelled) turn true and its value is dropped.
+/// A queued task that is cancelled or times out leaves the queue at once: its queue slot is
+/// free for the next submission and the task (with its input) is dropped right then, on the
+/// caller's thread.
 ///
 /// # Panics
 ///
@@ -50,13 +55,14 @@ impl<O: Send + 'static> TaskHandle<O> {
     pub(crate) fn waiting(
         counters: Arc<Counters>,
         reply: Reply<O>,
+        withdrawal: Withdrawal,
         name: &'static str,
         timeout: Option<Duration>,
         deadline: Option<Instant>,
     ) -> TaskHandle<O> {
         TaskHandle {
             counters,
-            state: State::Waiting(reply),
+            state: State::Waiting(reply, withdrawal),
             name,
             timeout,
             deadline,
@@ -99,7 +105,7 @@ impl<O: Send + 'static> TaskHandle<O> {
                 State::Deferred(run) => Poll::Ready(run()),
                 _ => unreachable!("matched `Deferred` just above"),
             },
-            State::Waiting(reply) => {
+            State::Waiting(reply, _) => {
                 if let Poll::Ready(received) = Pin::new(&mut *reply).poll(cx) {
                     // A sender dropped without replying belongs to a pool torn down around it.
                     return Poll::Ready(received.unwrap_or(Err(Error::Closed)));
@@ -118,7 +124,7 @@ impl<O: Send + 'static> TaskHandle<O> {
     /// At the deadline: the reply if it landed in time (a value that made it wins over the
     /// timer), else the timeout error.
     fn value_or_timeout(&mut self, cx: &mut Context<'_>) -> Result<O, Error> {
-        if let State::Waiting(reply) = &mut self.state {
+        if let State::Waiting(reply, _) = &mut self.state {
             if reply.has_message() {
                 if let Poll::Ready(Ok(result)) = Pin::new(reply).poll(cx) {
                     return result;
@@ -137,7 +143,11 @@ impl<O: Send + 'static> TaskHandle<O> {
     /// The caller has learned the outcome: count it, and let go of the reply (a still
     /// running task then sees that nobody waits).
     fn settle(&mut self, result: Result<O, Error>) -> Result<O, Error> {
-        self.state = State::Done;
+        if let State::Waiting(_, withdrawal) = std::mem::replace(&mut self.state, State::Done) {
+            if matches!(result, Err(Error::TimedOut { .. })) {
+                withdrawal.withdraw();
+            }
+        }
         self.counters.ended(Outcome::of(&result));
         result
     }
@@ -156,16 +166,19 @@ impl<O: Send + 'static> Future for TaskHandle<O> {
 impl<O> Drop for TaskHandle<O> {
     fn drop(&mut self) {
         // The caller left before learning the outcome: that is a cancellation.
-        if !matches!(self.state, State::Done) {
-            self.counters.ended(Outcome::Cancelled);
+        match std::mem::replace(&mut self.state, State::Done) {
+            State::Done => return,
+            State::Waiting(_, withdrawal) => withdrawal.withdraw(),
+            State::Deferred(_) => {}
         }
+        self.counters.ended(Outcome::Cancelled);
     }
 }
 
 impl<O> fmt::Debug for TaskHandle<O> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let state = match self.state {
-            State::Waiting(_) => "submitted",
+            State::Waiting(..) => "submitted",
             State::Deferred(_) => "inline",
             State::Done => "done",
         };

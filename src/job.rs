@@ -8,7 +8,7 @@
 use std::any::Any;
 use std::cell::RefCell;
 use std::panic::{self, AssertUnwindSafe};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use crate::countdown::{Countdown, Tick};
@@ -78,6 +78,38 @@ impl Charge {
 /// The receiving half of a job's result channel.
 pub(crate) type Reply<O> = oneshot::AsyncReceiver<Result<O, Error>>;
 
+/// A queued task's input, shared by its job and its handle. Whoever takes it first decides
+/// how the task leaves the queue: a drainer, to run it, or the handle, whose caller left or
+/// timed out, to drop it unrun right away (its input's memory and its queue slot are freed
+/// then, not when a drainer reaches the job).
+struct Slot<T> {
+    task: Mutex<Option<T>>,
+    charge: Charge,
+}
+
+impl<T> Slot<T> {
+    fn take(&self) -> Option<T> {
+        self.task
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take()
+    }
+}
+
+/// A handle's way to take its task back out of the queue, whatever the task's type.
+pub(crate) trait Withdraw: Send + Sync + 'static {
+    /// Drops the task unrun if no drainer has taken it yet, and returns the charge it held
+    /// in the queue; `None` if a drainer took it first (it runs, or has run).
+    fn withdraw(&self) -> Option<Charge>;
+}
+
+impl<T: Task> Withdraw for Slot<T> {
+    fn withdraw(&self) -> Option<Charge> {
+        // Dropped here, outside the lock: the input may be large.
+        self.take().map(|_task| self.charge)
+    }
+}
+
 /// A queued task with its metadata (behind one pointer), and what the scheduler reads
 /// without touching the task: its charge, when it was queued, whether it has a deadline.
 pub(crate) struct Job {
@@ -88,19 +120,26 @@ pub(crate) struct Job {
 }
 
 impl Job {
-    /// Packs a task, its metadata and the sending half of its result channel. A job of a
-    /// batch also ticks the batch's countdown once it is done with, however it ends.
+    /// Packs a task, its metadata and the sending half of its result channel; returns the
+    /// job, the receiving half, and the handle's way to withdraw the task while it is
+    /// queued. A job of a batch also ticks the batch's countdown once it is done with,
+    /// however it ends.
     pub(crate) fn new<T: Task>(
         task: T,
         meta: JobMeta,
         charge: Charge,
         batch: Option<&Arc<Countdown>>,
-    ) -> (Job, Reply<T::Output>) {
+    ) -> (Job, Reply<T::Output>, Arc<dyn Withdraw>) {
         let (tx, rx) = oneshot::async_channel();
         let enqueued = meta.enqueued;
         let has_deadline = meta.deadline.is_some();
+        let slot = Arc::new(Slot {
+            task: Mutex::new(Some(task)),
+            charge,
+        });
         let body = Box::new(TaskJob {
-            task: Some(task),
+            slot: Arc::clone(&slot),
+            task: None,
             meta: Some(meta),
             tx,
             _tick: Tick(batch.map(Arc::clone)),
@@ -111,7 +150,13 @@ impl Job {
             enqueued,
             has_deadline,
         };
-        (job, rx)
+        (job, rx, slot)
+    }
+
+    /// A drainer takes the task to run it (or to resolve it unrun: abandoned, shed, timed
+    /// out). `false`: its handle withdrew it already, and there is nothing left to do.
+    pub(crate) fn claim(&mut self) -> bool {
+        self.body.claim()
     }
 
     /// Runs the task, taking `now` as its start time; returns when it ended (or `now` if it
@@ -139,6 +184,7 @@ impl std::fmt::Debug for Job {
 
 /// The typed part of a job, behind `dyn` so that one channel carries every task type.
 trait Body: Send + 'static {
+    fn claim(&mut self) -> bool;
     fn run(self: Box<Self>, recorder: &Recorder, now: Stamp) -> Stamp;
     fn abandon(self: Box<Self>);
     fn shed(self: Box<Self>, retry_after: Duration);
@@ -148,7 +194,9 @@ trait Body: Send + 'static {
 /// thread-local storage as the [`Watch`] (emptied of the task and metadata), so a run costs
 /// no allocation beyond the one made at submission.
 struct TaskJob<T: Task> {
-    /// Taken out to run.
+    /// Where the task waits while queued, until [`Job::claim`] moves it to `task`.
+    slot: Arc<Slot<T>>,
+    /// Claimed, then taken out to run.
     task: Option<T>,
     /// Taken out to run.
     meta: Option<JobMeta>,
@@ -158,13 +206,18 @@ struct TaskJob<T: Task> {
 }
 
 impl<T: Task> Body for TaskJob<T> {
+    fn claim(&mut self) -> bool {
+        self.task = self.slot.take();
+        self.task.is_some()
+    }
+
     fn run(mut self: Box<Self>, recorder: &Recorder, now: Stamp) -> Stamp {
         // Whoever stopped waiting already counted the task as cancelled or timed out.
         if self.tx.is_closed() {
             return now;
         }
         let (Some(task), Some(meta)) = (self.task.take(), self.meta.take()) else {
-            unreachable!("a job runs once, and is built with its task and metadata");
+            unreachable!("a job runs once, claimed, and is built with its metadata");
         };
         if meta.expired() {
             let _ = self.tx.send(Err(meta.timed_out()));

@@ -170,3 +170,214 @@ async fn a_full_queue_wait_also_times_out() {
     assert_eq!((m.submitted, m.completed, m.timed_out), (3, 2, 1));
     assert!(m.is_settled());
 }
+
+/// A queued task's input: reports its drop, and weighs `cost` in the queue's cost bound.
+struct Input {
+    cost: u64,
+    dropped: Arc<AtomicBool>,
+}
+
+impl Drop for Input {
+    fn drop(&mut self) {
+        self.dropped.store(true, Ordering::SeqCst);
+    }
+}
+
+/// A task holding an [`Input`]; sets `ran` if it ever runs.
+struct Holding {
+    input: Input,
+    ran: Arc<AtomicBool>,
+}
+
+impl offload::Task for Holding {
+    type Output = ();
+
+    fn run(self) {
+        self.ran.store(true, Ordering::SeqCst);
+        drop(self.input);
+    }
+
+    fn cost(&self) -> u64 {
+        self.input.cost
+    }
+}
+
+/// A task with an input of `cost`, and flags that say whether its input was dropped and
+/// whether it ran.
+fn holding(cost: u64) -> (Holding, impl Fn() -> bool, impl Fn() -> bool) {
+    let (dropped, is_dropped) = flag();
+    let (ran, did_run) = flag();
+    let input = Input { cost, dropped };
+    (Holding { input, ran }, is_dropped, did_run)
+}
+
+#[tokio::test]
+async fn a_cancelled_queued_task_frees_its_slot_its_cost_and_its_input_at_once() {
+    // One queue slot and a cost bound one task fills: either would refuse the next task
+    // while the cancelled one still held it.
+    let pool = Pool::builder()
+        .threads(1)
+        .queue_capacity(1)
+        .queue_cost_limit(10)
+        .build()
+        .unwrap();
+    let busy = support::occupy(&pool);
+    let (first, first_dropped, first_ran) = holding(10);
+    let handle = pool.try_run(first).unwrap();
+    let (second, _, _) = holding(10);
+    let refused = pool.try_run(second).unwrap_err();
+    assert!(refused.is_full(), "{refused}");
+    assert!(!first_dropped());
+
+    drop(handle);
+    // The worker is still held: only the withdrawal can have freed these.
+    assert!(
+        first_dropped(),
+        "the cancelled task's input must be dropped at once"
+    );
+    assert_eq!(pool.metrics().queued, 0);
+    let (third, third_dropped, third_ran) = holding(10);
+    let next = pool
+        .try_run(third)
+        .expect("the withdrawn task's slot and cost are free");
+    assert_eq!(pool.metrics().queued, 1);
+    assert!(!third_dropped());
+
+    busy.release().await;
+    bounded(next).await.unwrap();
+    bounded(pool.shutdown()).await;
+    assert!(!first_ran(), "a withdrawn task never runs");
+    assert!(third_ran());
+    support::assert_settled(
+        &pool,
+        support::Tally {
+            submitted: 3,
+            completed: 2,
+            cancelled: 1,
+            rejected: 1,
+            ..Default::default()
+        },
+    );
+}
+
+#[tokio::test]
+async fn a_queued_task_that_times_out_frees_its_input_at_once() {
+    // Admission off: a forecast may refuse the short deadline instead of queueing it.
+    let pool = support::racing_pool(1, 4);
+    let busy = support::occupy(&pool);
+    let (task, dropped, ran) = holding(1);
+    let error = bounded(pool.run(task).timeout(Duration::from_millis(20)))
+        .await
+        .unwrap_err();
+    assert!(error.is_timeout(), "{error}");
+    // The worker is still held: the timed-out task left the queue with its caller.
+    assert!(
+        dropped(),
+        "the timed-out task's input must be dropped at once"
+    );
+    assert_eq!(pool.metrics().queued, 0);
+
+    busy.release().await;
+    bounded(pool.shutdown()).await;
+    assert!(!ran());
+    support::assert_settled(
+        &pool,
+        support::Tally {
+            submitted: 2,
+            completed: 1,
+            timed_out: 1,
+            ..Default::default()
+        },
+    );
+}
+
+#[tokio::test]
+async fn dropping_a_batch_frees_the_inputs_of_its_queued_tasks() {
+    let pool = Pool::builder().threads(1).build().unwrap();
+    let busy = support::occupy(&pool);
+    let (tasks, probes): (Vec<_>, Vec<_>) = (0..8)
+        .map(|_| {
+            let (task, dropped, ran) = holding(1);
+            (task, (dropped, ran))
+        })
+        .collect();
+    let mut batch = Box::pin(pool.run_all(tasks).into_future());
+    assert!(
+        (&mut batch).now_or_never().is_none(),
+        "queued behind the gate"
+    );
+    assert_eq!(pool.metrics().queued, 8);
+    drop(batch);
+    assert!(probes.iter().all(|(dropped, _)| dropped()));
+    assert_eq!(pool.metrics().queued, 0);
+
+    busy.release().await;
+    bounded(pool.shutdown()).await;
+    assert!(probes.iter().all(|(_, ran)| !ran()));
+    support::assert_settled(
+        &pool,
+        support::Tally {
+            submitted: 9,
+            completed: 1,
+            cancelled: 8,
+            ..Default::default()
+        },
+    );
+}
+
+/// Counts drops of the inputs of [`Counted`] tasks.
+struct CountedInput(Arc<std::sync::atomic::AtomicUsize>);
+
+impl Drop for CountedInput {
+    fn drop(&mut self) {
+        self.0.fetch_add(1, Ordering::SeqCst);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn withdrawals_racing_the_drainers_drop_every_input_once_and_reconcile() {
+    use std::sync::atomic::AtomicUsize;
+    const TASKS: usize = 2_000;
+    let pool = support::pool(2, 16);
+    let drops = Arc::new(AtomicUsize::new(0));
+    let ran = Arc::new(AtomicUsize::new(0));
+    let callers: Vec<_> = (0..TASKS)
+        .map(|i| {
+            let pool = pool.clone();
+            let input = CountedInput(Arc::clone(&drops));
+            let ran = Arc::clone(&ran);
+            tokio::spawn(async move {
+                let task = move || {
+                    let _input = input;
+                    ran.fetch_add(1, Ordering::SeqCst);
+                };
+                let mut run = Box::pin(pool.run(task).into_future());
+                // Submitted (or waiting for room) on the first poll; every third caller
+                // leaves after it, racing the drainers for its task.
+                if (&mut run).now_or_never().is_some() || i % 3 == 0 {
+                    return false;
+                }
+                run.await.unwrap();
+                true
+            })
+        })
+        .collect();
+    let mut awaited = 0;
+    for caller in callers {
+        awaited += usize::from(bounded(caller).await.unwrap());
+    }
+    bounded(pool.shutdown()).await;
+    assert_eq!(
+        drops.load(Ordering::SeqCst),
+        TASKS,
+        "every input dropped exactly once"
+    );
+    let m = pool.metrics();
+    assert!(m.is_settled(), "{m:?}");
+    assert_eq!(m.queued, 0, "{m:?}");
+    // A caller that left while still waiting for room never submitted its task.
+    assert!(m.submitted <= TASKS as u64 && m.rejected == 0, "{m:?}");
+    assert_eq!(m.completed + m.cancelled, m.submitted, "{m:?}");
+    assert!(m.completed >= awaited as u64, "{m:?}");
+    assert!(ran.load(Ordering::SeqCst) as u64 >= m.completed, "{m:?}");
+}

@@ -67,6 +67,11 @@ impl Backlog {
         self.queued_ns[charge.queue].fetch_add(charge.expected_ns, Ordering::Relaxed);
     }
 
+    /// The task left the queue unrun (its caller took it back).
+    pub(crate) fn dequeued(&self, charge: Charge) {
+        self.queued_ns[charge.queue].fetch_sub(charge.expected_ns, Ordering::Relaxed);
+    }
+
     /// The task left the queue and runs now.
     pub(crate) fn started(&self, charge: Charge) {
         self.queued_ns[charge.queue].fetch_sub(charge.expected_ns, Ordering::Relaxed);

@@ -20,18 +20,18 @@ mod state;
 use std::future::Future;
 use std::panic::{self, AssertUnwindSafe};
 use std::pin::Pin;
-use std::sync::atomic::{self, AtomicUsize, Ordering};
-use std::sync::{Arc, PoisonError, RwLock};
+use std::sync::atomic::{self, AtomicI64, AtomicUsize, Ordering};
+use std::sync::{Arc, PoisonError, RwLock, Weak};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
-use crossbeam_channel::{Receiver, Sender, TrySendError};
+use crossbeam_channel::{Receiver, Sender};
 use crossbeam_utils::CachePadded;
 use event_listener::{Event, EventListener};
 use rayon::ThreadPool;
 
 use crate::countdown::Countdown;
-use crate::job::{self, Charge, Job};
+use crate::job::{self, Charge, Job, Withdraw};
 use crate::metrics::Recorder;
 use crate::time;
 
@@ -86,7 +86,13 @@ struct Queue {
 }
 
 pub(crate) struct Scheduler {
+    /// Its `queued` counts the jobs in the channels, `withdrawn` ones included.
     state: State,
+    /// Jobs still in a channel whose callers took their tasks back (cancelled or timed out
+    /// while queued): their slots are free for admission already, and a drainer discards
+    /// them when it reaches them. Briefly negative when a drainer discards one before its
+    /// handle has counted it.
+    withdrawn: CachePadded<AtomicI64>,
     /// `run` futures waiting for queue room; drainers notify `room` only when there are any.
     waiters: CachePadded<AtomicUsize>,
     /// One channel per priority, highest first.
@@ -120,13 +126,14 @@ impl Scheduler {
     ) -> Scheduler {
         let threads = rayon.current_num_threads();
         let queue = || {
-            // The state word bounds admitted tasks, but a drainer claims a task before it pops
-            // one, so a channel can briefly hold one extra job per drainer.
-            let (tx, rx) = crossbeam_channel::bounded(capacity + threads);
+            // Unbounded: admission bounds the jobs (withdrawn ones at most `capacity` more,
+            // see `admit`), and a push must never wait.
+            let (tx, rx) = crossbeam_channel::unbounded();
             Queue { tx, rx }
         };
         Scheduler {
             state: State::default(),
+            withdrawn: CachePadded::new(AtomicI64::new(0)),
             waiters: CachePadded::new(AtomicUsize::new(0)),
             queues: [queue(), queue(), queue()],
             rayon: RwLock::new(Some(rayon)),
@@ -156,7 +163,7 @@ impl Scheduler {
         // and its run teaches the forecast (an estimate from a slow past must not lock a
         // task out for good).
         if let Some(deadline) = deadline.filter(|_| self.deadline_admission) {
-            let load = self.state.load();
+            let load = self.load();
             let idle = load.queued == 0 && load.running < self.threads;
             if !idle && self.backlog.would_be_late(charge, deadline, self.threads) {
                 return Err(Refused::Late(self.retry_after()));
@@ -165,9 +172,13 @@ impl Scheduler {
         if !self.backlog.reserve_cost(charge.cost, self.cost_limit) {
             return Err(Refused::Full);
         }
-        match self.state.try_admit(self.capacity, self.threads) {
+        // Withdrawn jobs wait in the channels for a drainer to discard them, but their slots
+        // are free: room for as many more (at most `capacity`, so the jobs in the channels
+        // stay bounded, and within the state word's fields).
+        let room = self.capacity + self.withdrawn().min(self.capacity);
+        match self.state.try_admit(room, self.threads) {
             Ok((start_drainer, load)) => {
-                self.recorder.load(load.queued, load.running);
+                self.record_load(load);
                 Ok(Admission { start_drainer })
             }
             Err(refusal) => {
@@ -192,13 +203,8 @@ impl Scheduler {
         // Counted before the push, so the drainer's subtraction after its pop never
         // comes first.
         self.backlog.queued(job.charge);
-        let queue = &self.queues[job.charge.queue];
-        // The channel's room covers every admitted task (see `new`) and both ends live in
-        // `self`, so this never fails; if that bound were ever wrong, waiting for a drainer
-        // beats losing the job.
-        if let Err(TrySendError::Full(job)) = queue.tx.try_send(job) {
-            let _ = queue.tx.send(job);
-        }
+        // Both ends live in `self`, and the channel is unbounded: this cannot fail.
+        let _ = self.queues[job.charge.queue].tx.send(job);
         if admission.start_drainer {
             self.start_drainer();
         }
@@ -236,14 +242,19 @@ impl Scheduler {
             let (step, load, idle) = self
                 .state
                 .claim_next(std::mem::replace(&mut finished, true));
-            self.recorder.load(load.queued, load.running);
+            self.record_load(load);
             if idle {
                 self.idle.notify(usize::MAX);
             }
             let Step::Run { abandoned } = step else {
                 return;
             };
-            let job = self.pop_claimed();
+            let mut job = self.pop_claimed();
+            if !job.claim() {
+                // Withdrawn by its caller, who freed its slot and its charge then.
+                self.withdrawn.fetch_sub(1, Ordering::AcqRel);
+                continue;
+            }
             let charge = job.charge;
             self.backlog.release_cost(charge.cost, self.cost_limit);
             self.backlog.started(charge);
@@ -320,8 +331,37 @@ impl Scheduler {
                 .is_some_and(|pool| pool.current_thread_index().is_some())
     }
 
+    /// Queued and running tasks; withdrawn jobs not yet discarded do not count as queued.
     pub(crate) fn load(&self) -> Load {
-        self.state.load()
+        self.live(self.state.load())
+    }
+
+    fn live(&self, load: Load) -> Load {
+        Load {
+            queued: load.queued.saturating_sub(self.withdrawn()),
+            running: load.running,
+        }
+    }
+
+    fn record_load(&self, load: Load) {
+        let load = self.live(load);
+        self.recorder.load(load.queued, load.running);
+    }
+
+    fn withdrawn(&self) -> u64 {
+        u64::try_from(self.withdrawn.load(Ordering::Acquire)).unwrap_or(0)
+    }
+
+    /// A caller took its queued task back (see [`Withdrawal`]): its slot and charge are free
+    /// now, and someone waiting for room may take them.
+    fn withdrew(&self, charge: Charge) {
+        self.backlog.release_cost(charge.cost, self.cost_limit);
+        self.backlog.dequeued(charge);
+        self.withdrawn.fetch_add(1, Ordering::AcqRel);
+        self.record_load(self.state.load());
+        if self.waiters.load(Ordering::SeqCst) > 0 {
+            self.room.notify(1);
+        }
     }
 
     /// Refuses new tasks from now on; queued ones still run.
@@ -359,6 +399,39 @@ impl std::fmt::Debug for Scheduler {
             .field("load", &self.load())
             .field("closed", &self.is_closed())
             .finish_non_exhaustive()
+    }
+}
+
+/// A handle's way to take its task back out of the queue when its caller leaves or times out
+/// first, so the slot and the task's input are freed at once. Holds the scheduler weakly: a
+/// forgotten handle never keeps the pool alive.
+pub(crate) struct Withdrawal {
+    slot: Arc<dyn Withdraw>,
+    scheduler: Weak<Scheduler>,
+}
+
+impl Withdrawal {
+    pub(crate) fn new(slot: Arc<dyn Withdraw>, scheduler: &Arc<Scheduler>) -> Withdrawal {
+        Withdrawal {
+            slot,
+            scheduler: Arc::downgrade(scheduler),
+        }
+    }
+
+    /// Takes the task back if it is still queued (a drainer that reaches its job later
+    /// discards it); does nothing if a drainer took it first.
+    pub(crate) fn withdraw(self) {
+        if let Some(charge) = self.slot.withdraw() {
+            if let Some(scheduler) = self.scheduler.upgrade() {
+                scheduler.withdrew(charge);
+            }
+        }
+    }
+}
+
+impl std::fmt::Debug for Withdrawal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Withdrawal(..)")
     }
 }
 
