@@ -8,6 +8,7 @@
 use std::any::Any;
 use std::cell::RefCell;
 use std::panic::{self, AssertUnwindSafe};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
@@ -78,42 +79,23 @@ impl Charge {
 /// The receiving half of a job's result channel.
 pub(crate) type Reply<O> = oneshot::AsyncReceiver<Result<O, Error>>;
 
-/// A queued task's input, shared by its job and its handle. Whoever takes it first decides
-/// how the task leaves the queue: a drainer, to run it, or the handle, whose caller left or
-/// timed out, to drop it unrun right away (its input's memory and its queue slot are freed
-/// then, not when a drainer reaches the job).
-struct Slot<T> {
-    task: Mutex<Option<T>>,
-    charge: Charge,
-}
-
-impl<T> Slot<T> {
-    fn take(&self) -> Option<T> {
-        self.task
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .take()
-    }
-}
-
 /// A handle's way to take its task back out of the queue, whatever the task's type.
 pub(crate) trait Withdraw: Send + Sync + 'static {
-    /// Drops the task unrun if no drainer has taken it yet, and returns the charge it held
-    /// in the queue; `None` if a drainer took it first (it runs, or has run).
+    /// Drops the task unrun if no drainer has claimed it yet, and returns the charge it held
+    /// in the queue; `None` if a drainer claimed it first (it runs, or has run). Either
+    /// way the caller is gone from then on: a running task sees `is_cancelled`.
     fn withdraw(&self) -> Option<Charge>;
 }
 
-impl<T: Task> Withdraw for Slot<T> {
-    fn withdraw(&self) -> Option<Charge> {
-        // Dropped here, outside the lock: the input may be large.
-        self.take().map(|_task| self.charge)
-    }
-}
-
-/// A queued task with its metadata (behind one pointer), and what the scheduler reads
-/// without touching the task: its charge, when it was queued, whether it has a deadline.
+/// A queued task with its metadata (behind one pointer, shared with its handle), and what
+/// the scheduler reads without touching the task: its charge, when it was queued, whether it
+/// has a deadline.
+///
+/// A job dropped without a finishing step ([`run`](Job::run), [`abandon`](Job::abandon),
+/// [`shed`](Job::shed)) resolves as closed, so its caller never waits on a job that is gone.
 pub(crate) struct Job {
-    body: Box<dyn Body>,
+    /// `None` once a finishing step took it.
+    body: Option<Arc<dyn Body>>,
     pub(crate) charge: Charge,
     pub(crate) enqueued: Stamp,
     pub(crate) has_deadline: bool,
@@ -122,8 +104,8 @@ pub(crate) struct Job {
 impl Job {
     /// Packs a task, its metadata and the sending half of its result channel; returns the
     /// job, the receiving half, and the handle's way to withdraw the task while it is
-    /// queued. A job of a batch also ticks the batch's countdown once it is done with,
-    /// however it ends.
+    /// queued (the same allocation). A job of a batch also ticks the batch's countdown once
+    /// it is done with, however it ends.
     pub(crate) fn new<T: Task>(
         task: T,
         meta: JobMeta,
@@ -133,46 +115,61 @@ impl Job {
         let (tx, rx) = oneshot::async_channel();
         let enqueued = meta.enqueued;
         let has_deadline = meta.deadline.is_some();
-        let slot = Arc::new(Slot {
-            task: Mutex::new(Some(task)),
+        let body = Arc::new(TaskJob {
+            meta,
             charge,
+            claimed: AtomicBool::new(false),
+            caller_gone: AtomicBool::new(false),
+            parts: Mutex::new(Some(Parts {
+                task: Some(task),
+                tx,
+                tick: Tick(batch.map(Arc::clone)),
+            })),
         });
-        let body = Box::new(TaskJob {
-            slot: Arc::clone(&slot),
-            task: None,
-            meta: Some(meta),
-            tx,
-            _tick: Tick(batch.map(Arc::clone)),
-        });
+        let withdraw = Arc::clone(&body) as Arc<dyn Withdraw>;
         let job = Job {
-            body,
+            body: Some(body),
             charge,
             enqueued,
             has_deadline,
         };
-        (job, rx, slot)
+        (job, rx, withdraw)
     }
 
-    /// A drainer takes the task to run it (or to resolve it unrun: abandoned, shed, timed
-    /// out). `false`: its handle withdrew it already, and there is nothing left to do.
-    pub(crate) fn claim(&mut self) -> bool {
-        self.body.claim()
+    /// A drainer claims the task, to run it or to resolve it unrun (abandoned, shed, timed
+    /// out). `false`: its handle withdrew it first, and only the empty job is left to drop.
+    pub(crate) fn claim(&self) -> bool {
+        self.body.as_ref().is_some_and(|body| body.claim())
     }
 
-    /// Runs the task, taking `now` as its start time; returns when it ended (or `now` if it
-    /// did not run), so a drainer reads the clock once per task, not twice.
-    pub(crate) fn run(self, recorder: &Recorder, now: Stamp) -> Stamp {
-        self.body.run(recorder, now)
+    /// Runs the claimed task, taking `now` as its start time; returns when it ended (or
+    /// `now` if it did not run), so a drainer reads the clock once per task, not twice.
+    pub(crate) fn run(mut self, recorder: &Recorder, now: Stamp) -> Stamp {
+        match self.body.take() {
+            Some(body) => body.run(recorder, now),
+            None => now,
+        }
     }
 
     /// The pool was dropped with this job still queued: it resolves as closed, unrun.
     pub(crate) fn abandon(self) {
-        self.body.abandon();
+        drop(self);
     }
 
     /// The queue-delay policy drops this job unrun: its caller learns it as overloaded.
-    pub(crate) fn shed(self, retry_after: Duration) {
-        self.body.shed(retry_after);
+    pub(crate) fn shed(mut self, retry_after: Duration) {
+        if let Some(body) = self.body.take() {
+            let task = body.name();
+            body.finish(Error::Overloaded { task, retry_after });
+        }
+    }
+}
+
+impl Drop for Job {
+    fn drop(&mut self) {
+        if let Some(body) = self.body.take() {
+            body.finish(Error::Closed);
+        }
     }
 }
 
@@ -183,87 +180,120 @@ impl std::fmt::Debug for Job {
 }
 
 /// The typed part of a job, behind `dyn` so that one channel carries every task type.
-trait Body: Send + 'static {
-    fn claim(&mut self) -> bool;
-    fn run(self: Box<Self>, recorder: &Recorder, now: Stamp) -> Stamp;
-    fn abandon(self: Box<Self>);
-    fn shed(self: Box<Self>, retry_after: Duration);
+trait Body: Send + Sync + 'static {
+    fn claim(&self) -> bool;
+    fn run(self: Arc<Self>, recorder: &Recorder, now: Stamp) -> Stamp;
+    fn name(&self) -> &'static str;
+    /// Resolves the job unrun with `error` (nobody hears it if the caller left).
+    fn finish(&self, error: Error);
 }
 
-/// A task with its metadata and result channel. While the task runs, this same box stands in
-/// thread-local storage as the [`Watch`] (emptied of the task and metadata), so a run costs
-/// no allocation beyond the one made at submission.
+/// A task with its metadata and result channel, shared by the job (a drainer's, once popped)
+/// and the task's handle, which may withdraw the task while nobody has claimed it. While the
+/// task runs, it also stands in thread-local storage as the [`Watch`] that
+/// [`is_cancelled`] asks.
 struct TaskJob<T: Task> {
-    /// Where the task waits while queued, until [`Job::claim`] moves it to `task`.
-    slot: Arc<Slot<T>>,
-    /// Claimed, then taken out to run.
+    meta: JobMeta,
+    charge: Charge,
+    /// Set by whichever comes first: a drainer's claim or the handle's withdrawal.
+    claimed: AtomicBool,
+    /// Set when the handle is done waiting (dropped, or timed out): nobody hears the result.
+    caller_gone: AtomicBool,
+    /// Taken out whole, once: by the drainer that claimed the job, or by a withdrawal (which
+    /// drops the task at once and leaves the rest for the drainer that discards the job).
+    parts: Mutex<Option<Parts<T>>>,
+}
+
+/// What the drainer takes out of a job to run it and answer.
+struct Parts<T: Task> {
     task: Option<T>,
-    /// Taken out to run.
-    meta: Option<JobMeta>,
     tx: oneshot::Sender<Result<T::Output, Error>>,
-    /// Declared last, so it drops (and ticks) after the result has been sent.
-    _tick: Tick,
+    /// Dropped (ticking a batch's countdown) after the result has been sent.
+    tick: Tick,
+}
+
+impl<T: Task> Parts<T> {
+    /// Sends `result` (an error means the caller left meanwhile: it counted that itself),
+    /// then ticks the batch's countdown.
+    fn send(self, result: Result<T::Output, Error>) {
+        let Parts { tx, tick, .. } = self;
+        let _ = tx.send(result);
+        drop(tick);
+    }
+}
+
+impl<T: Task> TaskJob<T> {
+    fn parts(&self) -> std::sync::MutexGuard<'_, Option<Parts<T>>> {
+        self.parts.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn take_parts(&self) -> Option<Parts<T>> {
+        self.parts().take()
+    }
+}
+
+impl<T: Task> Withdraw for TaskJob<T> {
+    fn withdraw(&self) -> Option<Charge> {
+        self.caller_gone.store(true, Ordering::Release);
+        if self.claimed.swap(true, Ordering::AcqRel) {
+            return None;
+        }
+        // Dropped here, outside the lock: the input may be large.
+        let task = self.parts().as_mut().and_then(|parts| parts.task.take());
+        drop(task);
+        Some(self.charge)
+    }
 }
 
 impl<T: Task> Body for TaskJob<T> {
-    fn claim(&mut self) -> bool {
-        self.task = self.slot.take();
-        self.task.is_some()
+    fn claim(&self) -> bool {
+        !self.claimed.swap(true, Ordering::AcqRel)
     }
 
-    fn run(mut self: Box<Self>, recorder: &Recorder, now: Stamp) -> Stamp {
-        // Whoever stopped waiting already counted the task as cancelled or timed out.
-        if self.tx.is_closed() {
+    fn run(self: Arc<Self>, recorder: &Recorder, now: Stamp) -> Stamp {
+        let Some(mut parts) = self.take_parts() else {
             return now;
-        }
-        let (Some(task), Some(meta)) = (self.task.take(), self.meta.take()) else {
-            unreachable!("a job runs once, claimed, and is built with its metadata");
         };
-        if meta.expired() {
-            let _ = self.tx.send(Err(meta.timed_out()));
+        // Whoever stopped waiting already counted the task as cancelled or timed out.
+        let Some(task) = parts.task.take().filter(|_| !self.caller_gone()) else {
+            return now;
+        };
+        if self.meta.expired() {
+            parts.send(Err(self.meta.timed_out()));
             return now;
         }
-        // The sender stands in thread-local storage while the task runs, so that
+        // The job stands in thread-local storage while the task runs, so that
         // `is_cancelled` can ask it whether the caller is still there.
-        let (result, watch, ended) = invoke(task, &meta, recorder, now, Some(self));
-        if let Some(job) = watch.and_then(|w| w.into_any().downcast::<TaskJob<T>>().ok()) {
-            let TaskJob { tx, _tick, .. } = *job;
-            // An error means the caller left meanwhile; it counted that itself.
-            let _ = tx.send(result);
-        }
+        let watch = Arc::clone(&self) as Arc<dyn Watch>;
+        let (result, ended) = invoke(task, &self.meta, recorder, now, Some(watch));
+        parts.send(result);
         ended
     }
 
-    fn abandon(self: Box<Self>) {
-        let _ = self.tx.send(Err(Error::Closed));
+    fn name(&self) -> &'static str {
+        self.meta.name
     }
 
-    fn shed(self: Box<Self>, retry_after: Duration) {
-        let task = self.meta.as_ref().map_or("", |m| m.name);
-        let _ = self.tx.send(Err(Error::Overloaded { task, retry_after }));
+    fn finish(&self, error: Error) {
+        if let Some(parts) = self.take_parts() {
+            parts.send(Err(error));
+        }
     }
 }
 
-/// What [`is_cancelled`] asks while a task runs: whether its caller is still there. The
-/// job itself (its sender), moved into thread-local storage for the run and handed back after
-/// it.
-pub(crate) trait Watch: Send + 'static {
+/// What [`is_cancelled`] asks while a task runs: whether its caller is still there.
+pub(crate) trait Watch: Send + Sync + 'static {
     fn caller_gone(&self) -> bool;
-    fn into_any(self: Box<Self>) -> Box<dyn Any>;
 }
 
 impl<T: Task> Watch for TaskJob<T> {
     fn caller_gone(&self) -> bool {
-        self.tx.is_closed()
-    }
-
-    fn into_any(self: Box<Self>) -> Box<dyn Any> {
-        self
+        self.caller_gone.load(Ordering::Acquire)
     }
 }
 
 struct Current {
-    watch: Option<Box<dyn Watch>>,
+    watch: Option<Arc<dyn Watch>>,
     deadline: Option<Instant>,
 }
 
@@ -290,8 +320,8 @@ pub(crate) fn task_running_here() -> bool {
     CURRENT.with(|c| c.borrow().is_some())
 }
 
-/// What [`invoke`] hands back: the result, the watch it was given, and when the run ended.
-pub(crate) type Invoked<O> = (Result<O, Error>, Option<Box<dyn Watch>>, Stamp);
+/// What [`invoke`] hands back: the result, and when the run ended.
+pub(crate) type Invoked<O> = (Result<O, Error>, Stamp);
 
 /// Runs `task` under its span, a panic guard and the cancellation context, then records its
 /// timing. Shared by the worker threads and by inline pools.
@@ -305,7 +335,7 @@ pub(crate) fn invoke<T: Task>(
     meta: &JobMeta,
     recorder: &Recorder,
     started: Stamp,
-    watch: Option<Box<dyn Watch>>,
+    watch: Option<Arc<dyn Watch>>,
 ) -> Invoked<T::Output> {
     let current = Current {
         watch,
@@ -317,8 +347,7 @@ pub(crate) fn invoke<T: Task>(
     }));
     // Restore, not clear: a task that waits inside rayon may run another task on this
     // thread in the meantime.
-    let current = CURRENT.with(|c| c.replace(previous));
-    let watch = current.and_then(|c| c.watch);
+    CURRENT.with(|c| c.replace(previous));
     let (outcome, ended) = match traced {
         Ok(traced) => traced,
         // The task's own panics are caught inside; this one came from around it.
@@ -332,7 +361,7 @@ pub(crate) fn invoke<T: Task>(
             message: panic_message(payload.as_ref()),
         }),
     };
-    (result, watch, ended)
+    (result, ended)
 }
 
 type Caught<O> = Result<O, Box<dyn Any + Send>>;

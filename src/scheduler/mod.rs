@@ -126,9 +126,10 @@ impl Scheduler {
     ) -> Scheduler {
         let threads = rayon.current_num_threads();
         let queue = || {
-            // Unbounded: admission bounds the jobs (withdrawn ones at most `capacity` more,
-            // see `admit`), and a push must never wait.
-            let (tx, rx) = crossbeam_channel::unbounded();
+            // Room for every job admission lets in: `capacity` live ones, as many withdrawn
+            // ones not yet discarded (see `admit`), and one per drainer that has claimed a
+            // task but not popped it yet. A push never waits.
+            let (tx, rx) = crossbeam_channel::bounded(2 * capacity + threads);
             Queue { tx, rx }
         };
         Scheduler {
@@ -249,7 +250,7 @@ impl Scheduler {
             let Step::Run { abandoned } = step else {
                 return;
             };
-            let mut job = self.pop_claimed();
+            let job = self.pop_claimed();
             if !job.claim() {
                 // Withdrawn by its caller, who freed its slot and its charge then.
                 self.withdrawn.fetch_sub(1, Ordering::AcqRel);
