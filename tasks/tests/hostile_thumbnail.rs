@@ -12,9 +12,9 @@ mod support;
 use std::time::Duration;
 
 use offload_tasks::thumbnail::{Format, ThumbnailError, ThumbnailOptions, thumbnail};
+use offload_test_hostile::{gif_bomb, inflating_chunk, png_zeros};
 use support::alloc::{Counting, INSTRUMENTED_SYSTEM, MB, QUICK, mb, measure};
-use support::bomb::{inflating_chunk, png_zeros};
-use support::thumbnail::{decode, gif_bomb, webp_bomb};
+use support::thumbnail::{decode, webp_bomb};
 
 #[global_allocator]
 static ALLOC: Counting = &INSTRUMENTED_SYSTEM;

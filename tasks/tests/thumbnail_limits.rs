@@ -6,7 +6,8 @@
 mod support;
 
 use offload_tasks::thumbnail::{ErrorKind, Format, Limits, Thumbnail, ThumbnailError};
-use support::thumbnail::{fixture, gif_bomb, jpeg_bomb, png_bomb, webp_bomb};
+use offload_test_hostile::gif_bomb;
+use support::thumbnail::{fixture, jpeg_bomb, png_bomb, webp_bomb};
 
 #[test]
 fn smoke() {

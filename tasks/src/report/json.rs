@@ -95,11 +95,24 @@ struct Index {
     rows: u64,
 }
 
+/// Why the first pass stopped before the end of the array.
+#[derive(Debug)]
+enum Stop {
+    /// More elements than the row limit.
+    OverLimit,
+    /// An element is not an object, and bad rows fail the report: known without reading
+    /// the rest (a body of millions of bare values fails at once). Holds the index of the
+    /// elements before it, whose own errors (if any) come first.
+    NotAnObject(Index),
+}
+
 /// The first pass: a visitor over the top-level array that keeps only [`Index`].
 struct Indexer<'a, 'de> {
     data: &'de [u8],
     max_rows: u64,
-    over_limit: &'a Cell<bool>,
+    /// Stop at the first element that is not an object (bad rows fail the report).
+    fail_fast: bool,
+    stop: &'a Cell<Option<Stop>>,
 }
 
 impl<'de> DeserializeSeed<'de> for Indexer<'_, 'de> {
@@ -124,8 +137,12 @@ impl<'de> Visitor<'de> for Indexer<'_, 'de> {
         };
         while let Some(raw) = seq.next_element::<&'de RawValue>()? {
             if index.rows == self.max_rows {
-                self.over_limit.set(true);
+                self.stop.set(Some(Stop::OverLimit));
                 return Err(de::Error::custom("too many rows"));
+            }
+            if self.fail_fast && !raw.get().starts_with('{') {
+                self.stop.set(Some(Stop::NotAnObject(index)));
+                return Err(de::Error::custom("not a row object"));
             }
             if index.rows.is_multiple_of(CHUNK_ROWS as u64) {
                 index.starts.push(offset(self.data, raw));
@@ -159,25 +176,47 @@ fn elements(data: &[u8], start: usize, n: usize) -> impl Iterator<Item = &RawVal
 
 /// Parses a JSON array of row objects and merges every group's totals.
 pub(crate) fn totals(data: &[u8], opts: &Options) -> Result<Totals, ReportError> {
-    let over_limit = Cell::new(false);
+    let stop = Cell::new(None);
     let mut de = serde_json::Deserializer::from_slice(data);
     let indexer = Indexer {
         data,
         max_rows: opts.limits.max_rows,
-        over_limit: &over_limit,
+        fail_fast: matches!(opts.on_bad_row, OnBadRow::Fail),
+        stop: &stop,
     };
     let index = match indexer
         .deserialize(&mut de)
         .and_then(|i| de.end().map(|()| i))
     {
         Ok(index) => index,
-        Err(_) if over_limit.get() => {
-            return Err(ReportError::TooManyRows {
-                limit: opts.limits.max_rows,
+        Err(e) => {
+            return Err(match stop.take() {
+                Some(Stop::OverLimit) => ReportError::TooManyRows {
+                    limit: opts.limits.max_rows,
+                },
+                Some(Stop::NotAnObject(before)) => {
+                    // The error the second pass gives a non-object row (see `add_row`),
+                    // unless a row before it has one of its own.
+                    let row = before.rows + 1;
+                    match aggregate(data, &before, opts) {
+                        Err(earlier) => earlier,
+                        Ok(_) => ReportError::Row(RowError {
+                            row,
+                            column: "*".to_owned(),
+                            kind: RowErrorKind::WrongType,
+                        }),
+                    }
+                }
+                None => ReportError::Json(e.to_string()),
             });
         }
-        Err(e) => return Err(ReportError::Json(e.to_string())),
     };
+    aggregate(data, &index, opts)
+}
+
+/// The second pass: parses the indexed elements in parallel chunks and merges every group's
+/// totals.
+fn aggregate(data: &[u8], index: &Index, opts: &Options) -> Result<Totals, ReportError> {
     let rows = index.rows as usize;
     // Rayon folds each run of chunks it hands one thread into one partial, as for CSV.
     let results: Vec<Result<Partial<'_>, ReportError>> = index

@@ -2,7 +2,6 @@
 //! bounds every wait on a pool.
 
 pub(crate) mod alloc;
-pub(crate) mod bomb;
 pub(crate) mod pdf;
 pub(crate) mod thumbnail;
 

@@ -4,6 +4,7 @@ use std::io::Cursor;
 
 use image::metadata::Orientation;
 use image::{DynamicImage, ImageFormat, Rgb, RgbImage, Rgba, RgbaImage};
+use offload_test_hostile::crc32;
 
 /// Reads a committed fixture from `tasks/tests/fixtures/images`.
 pub(crate) fn fixture(name: &str) -> Vec<u8> {
@@ -146,22 +147,6 @@ pub(crate) fn red_disc_on_transparent(w: u32, h: u32) -> RgbaImage {
     })
 }
 
-/// CRC-32 (IEEE) as PNG chunks use it.
-pub(crate) fn crc32(data: &[u8]) -> u32 {
-    let mut crc = !0u32;
-    for &b in data {
-        crc ^= u32::from(b);
-        for _ in 0..8 {
-            crc = if crc & 1 == 1 {
-                (crc >> 1) ^ 0xEDB8_8320
-            } else {
-                crc >> 1
-            };
-        }
-    }
-    !crc
-}
-
 /// A PNG signature and a valid IHDR declaring `w` x `h` RGB, then nothing.
 pub(crate) fn png_bomb(w: u32, h: u32) -> Vec<u8> {
     let mut out = b"\x89PNG\r\n\x1a\n".to_vec();
@@ -191,23 +176,6 @@ pub(crate) fn jpeg_bomb(w: u16, h: u16) -> Vec<u8> {
     jpeg[sof + 5..sof + 7].copy_from_slice(&h.to_be_bytes());
     jpeg[sof + 7..sof + 9].copy_from_slice(&w.to_be_bytes());
     jpeg
-}
-
-/// A GIF header whose logical screen and single image declare `w` x `h`, then the trailer.
-pub(crate) fn gif_bomb(w: u16, h: u16) -> Vec<u8> {
-    let mut out = b"GIF89a".to_vec();
-    out.extend_from_slice(&w.to_le_bytes());
-    out.extend_from_slice(&h.to_le_bytes());
-    out.extend_from_slice(&[0x80, 0, 0]); // global colour table of 2 entries
-    out.extend_from_slice(&[0, 0, 0, 255, 255, 255]);
-    out.push(0x2C); // image descriptor
-    out.extend_from_slice(&[0, 0, 0, 0]);
-    out.extend_from_slice(&w.to_le_bytes());
-    out.extend_from_slice(&h.to_le_bytes());
-    out.push(0);
-    out.extend_from_slice(&[2, 2, 0x4C, 0x01, 0]); // tiny LZW data
-    out.push(0x3B);
-    out
 }
 
 /// An extended WebP (VP8X) whose canvas declares `w` x `h`, with a tiny lossless image chunk.
