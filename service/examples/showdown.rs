@@ -99,6 +99,10 @@ struct Args {
     /// Print JSON instead of the table.
     #[arg(long)]
     json: bool,
+    /// Internal (`--overload` runs each server in a child process with it): serve one
+    /// overload server, print `listening ADDR`, and stop when stdin closes.
+    #[arg(long, value_enum, hide = true)]
+    serve: Option<overload::Server>,
 }
 
 /// What the load asks the service to do.
@@ -216,6 +220,9 @@ fn main() -> anyhow::Result<()> {
     anyhow::ensure!(args.duration > 0.0, "--duration must be positive");
     anyhow::ensure!(args.clients > 0, "--clients must be positive");
     let threads = args.threads.unwrap_or_else(num_cpus::get).max(1);
+    if let Some(server) = args.serve {
+        return overload::serve(server, threads);
+    }
     if args.overload {
         return overload::main(&args, threads);
     }

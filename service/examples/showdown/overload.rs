@@ -8,11 +8,15 @@
 //!    `x-request-timeout-ms: --deadline-ms`, while `/healthz` is probed every 5 ms.
 //!
 //! Per row: goodput (2xx answers within the deadline, per second of offered load), p99 of
-//! the 2xx answers, p50 of the refusals (503), `/healthz` p99, and the peak RSS of this
-//! process (server and load generator; the peak is reset before each row through
-//! `/proc/self/clear_refs`). A request still unanswered at deadline + 2 s counts as an error;
-//! arrivals beyond 8192 outstanding requests are dropped (counted).
+//! the 2xx answers, p50 of the refusals (503), `/healthz` p99, and the peak RSS of the
+//! server: each row's server runs in a child process (this executable with `--serve`), so
+//! the figure is the server's own `VmHWM`, without the load generator or the rows before.
+//! A request still unanswered at deadline + 2 s counts as an error; arrivals beyond 8192
+//! outstanding requests are dropped (counted).
 
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::SocketAddr;
+use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -240,14 +244,14 @@ fn offer(
     rate: f64,
     bar: &indicatif::ProgressBar,
 ) -> anyhow::Result<Row> {
-    reset_peak_rss();
-    let running = Running::start(server.config(), threads)?;
+    let child = Child::start(server, threads)?;
     let duration = Duration::from_secs_f64(args.duration);
     let deadline = Duration::from_millis(args.deadline_ms);
-    let requests = Requests::new(running.addr, args.task, Some(deadline));
+    let requests = Requests::new(child.addr, args.task, Some(deadline));
     let client_rt = load_runtime()?;
     let (tally, healthz) = client_rt.block_on(open_loop(&requests, rate, duration, bar));
-    running.stop()?;
+    let peak_rss_mb = child.peak_rss_mb();
+    child.stop()?;
     drop(client_rt);
     let seconds = duration.as_secs_f64();
     Ok(Row {
@@ -260,8 +264,67 @@ fn offer(
         ok_p99_ms: ms(tally.ok.value_at_quantile(0.99)),
         refusal_p50_ms: ms(tally.refusals.value_at_quantile(0.50)),
         healthz_p99_ms: ms(healthz.value_at_quantile(0.99)),
-        peak_rss_mb: peak_rss_mb(),
+        peak_rss_mb,
     })
+}
+
+/// One overload server in a child process: this executable, run with `--serve`.
+struct Child {
+    process: std::process::Child,
+    addr: SocketAddr,
+}
+
+impl Child {
+    /// Starts `server` with `threads` threads and waits for its address.
+    fn start(server: Server, threads: usize) -> anyhow::Result<Child> {
+        let mut process = Command::new(std::env::current_exe()?)
+            .args([
+                "--serve",
+                server.as_str(),
+                "--threads",
+                &threads.to_string(),
+            ])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()?;
+        let stdout = process.stdout.take().expect("stdout is piped");
+        let mut line = String::new();
+        BufReader::new(stdout).read_line(&mut line)?;
+        let addr = line
+            .strip_prefix("listening ")
+            .and_then(|a| a.trim().parse().ok());
+        let Some(addr) = addr else {
+            let _ = process.kill();
+            let _ = process.wait();
+            anyhow::bail!("the {} server did not start: {line:?}", server.as_str());
+        };
+        Ok(Child { process, addr })
+    }
+
+    /// The server's peak RSS so far, in MB (Linux; `None` elsewhere).
+    fn peak_rss_mb(&self) -> Option<f64> {
+        status_mb(&format!("/proc/{}/status", self.process.id()), "VmHWM:")
+    }
+
+    /// Closes the server's stdin, which stops it, and waits for it to exit.
+    fn stop(mut self) -> anyhow::Result<()> {
+        drop(self.process.stdin.take());
+        let status = self.process.wait()?;
+        anyhow::ensure!(status.success(), "the server exited with {status}");
+        Ok(())
+    }
+}
+
+/// `--serve`: runs `server` until stdin closes, after printing `listening ADDR` for the
+/// parent.
+pub(crate) fn serve(server: Server, threads: usize) -> anyhow::Result<()> {
+    let running = Running::start(server.config(), threads)?;
+    let mut stdout = std::io::stdout();
+    writeln!(stdout, "listening {}", running.addr)?;
+    stdout.flush()?;
+    // Until the parent closes the pipe (or exits).
+    let _ = std::io::stdin().read_to_end(&mut Vec::new());
+    running.stop()
 }
 
 /// Sends request `n` at `start + n / rate` for `duration`, each on its own task, whatever the
@@ -449,22 +512,12 @@ fn sample_sum(text: &str, prefix: &str, wanted: impl Fn(&str) -> bool) -> u64 {
 
 /// This process's RSS now, in MB (Linux; `None` elsewhere).
 fn rss_mb() -> Option<f64> {
-    status_mb("VmRSS:")
+    status_mb("/proc/self/status", "VmRSS:")
 }
 
-/// Resets this process's peak RSS (`VmHWM`) to its current RSS (Linux; elsewhere a no-op).
-fn reset_peak_rss() {
-    let _ = std::fs::write("/proc/self/clear_refs", "5");
-}
-
-/// This process's peak RSS since the last reset, in MB (Linux; `None` elsewhere).
-fn peak_rss_mb() -> Option<f64> {
-    status_mb("VmHWM:")
-}
-
-/// A `/proc/self/status` line such as `VmRSS:   123456 kB`, in MB.
-fn status_mb(field: &str) -> Option<f64> {
-    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+/// A line of a `/proc/<pid>/status` file such as `VmRSS:   123456 kB`, in MB.
+fn status_mb(path: &str, field: &str) -> Option<f64> {
+    let status = std::fs::read_to_string(path).ok()?;
     let line = status.lines().find(|l| l.starts_with(field))?;
     let kb: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
     Some(kb / 1024.0)
@@ -474,7 +527,7 @@ fn print_table(report: &Report) {
     println!(
         "overload, {} work: capacity {:.1} responses/s ({} closed-loop clients, offload); \
          open-loop arrivals for {:.0} s per row, {} ms request deadline; server runtime and \
-         pool: {} threads; load generator in the same process (1 thread)",
+         pool: {} threads; each server in a child process, the load generator here (1 thread)",
         report.task.as_str(),
         report.capacity_per_s,
         report.capacity_clients,
