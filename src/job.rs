@@ -98,7 +98,11 @@ pub(crate) struct Job {
     body: Option<Arc<dyn Body>>,
     pub(crate) charge: Charge,
     pub(crate) enqueued: Stamp,
-    pub(crate) has_deadline: bool,
+    /// When the caller stops waiting, if it ever does.
+    pub(crate) deadline: Option<Instant>,
+    /// Admitted against a forecast of its deadline, which the scheduler checks again at
+    /// dequeue; set by the scheduler.
+    pub(crate) forecast: bool,
 }
 
 impl Job {
@@ -114,7 +118,7 @@ impl Job {
     ) -> (Job, Reply<T::Output>, Arc<dyn Withdraw>) {
         let (tx, rx) = oneshot::async_channel();
         let enqueued = meta.enqueued;
-        let has_deadline = meta.deadline.is_some();
+        let deadline = meta.deadline;
         let body = Arc::new(TaskJob {
             meta,
             charge,
@@ -131,7 +135,8 @@ impl Job {
             body: Some(body),
             charge,
             enqueued,
-            has_deadline,
+            deadline,
+            forecast: false,
         };
         (job, rx, withdraw)
     }

@@ -4,6 +4,7 @@
 
 mod support;
 
+use std::future::IntoFuture;
 use std::time::{Duration, Instant};
 
 use offload::{Error, Priority, Task, TryRunError};
@@ -227,4 +228,36 @@ async fn the_queue_is_bounded_by_cost_as_well_as_count() {
     let heavy = pool.try_run(Weighted(1_000)).unwrap();
     busy.release().await;
     assert_eq!(bounded(heavy).await, Ok(1_000));
+}
+
+#[tokio::test]
+async fn a_queued_task_that_can_no_longer_finish_in_time_is_dropped_at_dequeue() {
+    let pool = support::pool(1, 8);
+    // Teach the forecast: a spin takes at least 200 ms.
+    let spin = Duration::from_millis(200);
+    bounded(pool.run(Spin(spin))).await.unwrap();
+    let busy = support::occupy(&pool);
+    // Admitted: nothing is queued, and half the running task's estimate plus 200 ms is well
+    // inside the deadline.
+    let deadline = Instant::now() + Duration::from_millis(1000);
+    let late = tokio::spawn(pool.run(Spin(spin)).deadline(deadline).into_future());
+    // Hold the thread until the task, still queued, has less time left than it needs.
+    tokio::time::sleep_until((deadline - Duration::from_millis(150)).into()).await;
+    busy.release().await;
+
+    let result = bounded(late).await.unwrap();
+    let Err(Error::Overloaded { task, .. }) = result else {
+        panic!("dropped at dequeue as overloaded, not run into a timeout: {result:?}");
+    };
+    assert_eq!(task, "spin");
+    bounded(pool.shutdown()).await;
+    assert_settled(
+        &pool,
+        Tally {
+            submitted: 3,
+            completed: 2,
+            shed: 1,
+            ..Tally::default()
+        },
+    );
 }

@@ -78,6 +78,9 @@ pub(crate) struct Policy {
 #[must_use = "an admitted slot must be filled with `Scheduler::enqueue`"]
 pub(crate) struct Admission {
     start_drainer: bool,
+    /// Admitted against the forecast (not because a thread was free): checked again when
+    /// it leaves the queue (see `Scheduler::doomed`).
+    forecast: bool,
 }
 
 struct Queue {
@@ -163,12 +166,14 @@ impl Scheduler {
         // Never refused while a thread is free and nothing waits: the task starts at once,
         // and its run teaches the forecast (an estimate from a slow past must not lock a
         // task out for good).
+        let mut forecast = false;
         if let Some(deadline) = deadline.filter(|_| self.deadline_admission) {
             let load = self.load();
             let idle = load.queued == 0 && load.running < self.threads;
             if !idle && self.backlog.would_be_late(charge, deadline, self.threads) {
                 return Err(Refused::Late(self.retry_after()));
             }
+            forecast = !idle;
         }
         if !self.backlog.reserve_cost(charge.cost, self.cost_limit) {
             return Err(Refused::Full);
@@ -180,7 +185,10 @@ impl Scheduler {
         match self.state.try_admit(room, self.threads) {
             Ok((start_drainer, load)) => {
                 self.record_load(load);
-                Ok(Admission { start_drainer })
+                Ok(Admission {
+                    start_drainer,
+                    forecast,
+                })
             }
             Err(refusal) => {
                 self.backlog.release_cost(charge.cost, self.cost_limit);
@@ -200,7 +208,8 @@ impl Scheduler {
     /// Queues `job` in the slot `admission` reserved, and starts a drainer if admission
     /// asked for one.
     /// The job's charge (admitted by [`admit`](Self::admit)) says which queue it joins.
-    pub(crate) fn enqueue(self: &Arc<Self>, admission: Admission, job: Job) {
+    pub(crate) fn enqueue(self: &Arc<Self>, admission: Admission, mut job: Job) {
+        job.forecast = admission.forecast;
         // Counted before the push, so the drainer's subtraction after its pop never
         // comes first.
         self.backlog.queued(job.charge);
@@ -269,7 +278,7 @@ impl Scheduler {
                 job.abandon();
                 continue;
             }
-            if self.sheds(&job, now) {
+            if self.sheds(&job, now) || self.doomed(&job) {
                 self.backlog.ended(charge);
                 job.shed(self.retry_after());
                 continue;
@@ -301,7 +310,29 @@ impl Scheduler {
             return false;
         };
         let wait = now.saturating_duration_since(job.enqueued);
-        policy.shed(wait, now) && !job.has_deadline
+        policy.shed(wait, now) && job.deadline.is_none()
+    }
+
+    /// Whether `job`, starting now, is expected to finish past its deadline: its caller
+    /// would get a timeout anyway, after the work. Dropped unrun instead (its caller learns it
+    /// as overloaded at once), and the thread goes to a task that can still make it. Part of
+    /// deadline-aware admission: the forecast at the door, this check at the dequeue.
+    /// A task admitted only because a thread was free is exempt: it runs, and its run
+    /// corrects an estimate that a slow past made too high (else that estimate would keep
+    /// the task out for good).
+    fn doomed(&self, job: &Job) -> bool {
+        let Some(deadline) = job.deadline.filter(|_| job.forecast) else {
+            return false;
+        };
+        let expected = Duration::from_nanos(job.charge.expected_ns);
+        let now = Instant::now();
+        // Unknown run time: no forecast. Past the deadline already: that is a timeout, which
+        // the job reports itself.
+        !expected.is_zero()
+            && now < deadline
+            && now
+                .checked_add(expected)
+                .is_none_or(|finish| finish > deadline)
     }
 
     /// Pops a claimed job. Its submitter pushes right after admission, so if the queues look
