@@ -260,7 +260,6 @@ fn progress_bar(total: Duration) -> anyhow::Result<ProgressBar> {
 struct Running {
     runtime: tokio::runtime::Runtime,
     addr: SocketAddr,
-    state: AppState,
     stop: tokio::sync::oneshot::Sender<()>,
     served: tokio::task::JoinHandle<std::io::Result<()>>,
 }
@@ -288,7 +287,6 @@ impl Running {
         Ok(Running {
             runtime,
             addr,
-            state,
             stop,
             served,
         })

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Soak test of the example service (not run in CI): an offload server with request deadlines
-# at 3x its measured capacity for 10 minutes, in one process with its load generator.
+# at 3x its measured capacity for 10 minutes, in a child process of its load generator (the
+# RSS sampled is the server's own).
 # Fails (exit 1) if the RSS at the end has drifted 10% or more above the RSS after the first
 # tenth of the run, or if the counters do not reconcile (every arrival has an outcome; the
 # server's http_requests_total matches the answers the load generator got; the pool ended

@@ -342,7 +342,9 @@ async fn open_loop(
     let started = Instant::now();
     let prober = tokio::spawn(probe(client.clone(), requests.clone(), started + duration));
     let base = bar.position();
-    let mut answers = Vec::new();
+    // Finished requests are reaped as the run goes: a `JoinHandle` kept until the end holds
+    // its task's memory, which over a 10-minute soak is hundreds of megabytes.
+    let mut answers = tokio::task::JoinSet::new();
     for n in 0u64.. {
         let at = started + Duration::from_secs_f64(n as f64 / rate);
         if at >= started + duration {
@@ -358,7 +360,8 @@ async fn open_loop(
             continue;
         };
         let (client, request, tally) = (client.clone(), requests.nth(n), Arc::clone(&tally));
-        answers.push(tokio::spawn(async move {
+        while answers.try_join_next().is_some() {}
+        answers.spawn(async move {
             let sent = Instant::now();
             let answer = tokio::time::timeout(deadline + GRACE, send(&client, request)).await;
             let status = answer.ok().and_then(Result::ok);
@@ -367,11 +370,9 @@ async fn open_loop(
                 .expect("tally lock")
                 .record(status, sent.elapsed(), deadline);
             drop(slot);
-        }));
+        });
     }
-    for answer in answers {
-        let _ = answer.await;
-    }
+    while answers.join_next().await.is_some() {}
     let (healthz, _) = prober.await.unwrap_or_else(|_| (latencies(), 0));
     let tally = Arc::into_inner(tally)
         .expect("every request task has ended")
@@ -414,29 +415,34 @@ pub(crate) fn soak(args: &Args, threads: usize) -> anyhow::Result<()> {
     let capacity = measure_capacity(args, threads, &bar)?;
     let rate = capacity * multiple;
     bar.set_prefix(format!("soak {multiple}x"));
-    let running = Running::start(Server::OffloadDeadline.config(), threads)?;
+    let child = Child::start(Server::OffloadDeadline, threads)?;
     let deadline = Duration::from_millis(args.deadline_ms);
-    let requests = Requests::new(running.addr, args.task, Some(deadline));
+    let requests = Requests::new(child.addr, args.task, Some(deadline));
     let client_rt = load_runtime()?;
     let window = duration / SOAK_WINDOWS;
+    let status = format!("/proc/{}/status", child.process.id());
     let ((tally, _), rss_mb, metrics) = client_rt.block_on(async {
         let sampler = tokio::spawn(async move {
             let mut samples = Vec::new();
             for _ in 0..SOAK_WINDOWS {
                 tokio::time::sleep(window).await;
-                samples.push(rss_mb().unwrap_or(0.0));
+                samples.push(status_mb(&status, "VmRSS:").unwrap_or(0.0));
             }
             samples
         });
-        // The recorder is the process's: the capacity run's requests are in it too.
         let before = metrics_text(&requests).await;
         let load = open_loop(&requests, rate, duration, &bar).await;
         let samples = sampler.await.unwrap_or_default();
-        let after = metrics_text(&requests).await;
+        // Tasks of requests that timed out may still be finishing: give the pool a moment.
+        let mut after = metrics_text(&requests).await;
+        let settling = Instant::now() + Duration::from_secs(10);
+        while after.as_deref().is_ok_and(|m| !pool_settled(m)) && Instant::now() < settling {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            after = metrics_text(&requests).await;
+        }
         (load, samples, before.and_then(|b| Ok((b, after?))))
     });
-    let state = running.state.clone();
-    running.stop()?;
+    child.stop()?;
     drop(client_rt);
     bar.finish_and_clear();
     let (before, after) = metrics?;
@@ -457,7 +463,7 @@ pub(crate) fn soak(args: &Args, threads: usize) -> anyhow::Result<()> {
         counts: tally.counts,
         goodput_per_s: tally.counts.ok_in_time as f64 / duration.as_secs_f64(),
         server_answered,
-        pool_settled: state.pool().metrics().is_settled(),
+        pool_settled: pool_settled(&after),
     };
     println!("{}", serde_json::to_string_pretty(&report)?);
     anyhow::ensure!(
@@ -510,9 +516,15 @@ fn sample_sum(text: &str, prefix: &str, wanted: impl Fn(&str) -> bool) -> u64 {
         .sum::<f64>() as u64
 }
 
-/// This process's RSS now, in MB (Linux; `None` elsewhere).
-fn rss_mb() -> Option<f64> {
-    status_mb("/proc/self/status", "VmRSS:")
+/// Whether the server's pool, by its `/metrics`, has nothing queued or running and an
+/// outcome for every task it accepted.
+fn pool_settled(metrics: &str) -> bool {
+    let all = |_: &str| true;
+    let submitted = sample_sum(metrics, "offload_tasks_submitted_total", all);
+    let ended = sample_sum(metrics, "offload_tasks_total{", all);
+    let busy =
+        sample_sum(metrics, "offload_queued", all) + sample_sum(metrics, "offload_running", all);
+    submitted > 0 && submitted == ended && busy == 0
 }
 
 /// A line of a `/proc/<pid>/status` file such as `VmRSS:   123456 kB`, in MB.
