@@ -33,6 +33,8 @@
 //! [`serve`] runs it on a listener until a shutdown signal, finishing in-flight requests.
 
 mod app;
+mod backend;
+mod cache;
 mod config;
 mod error;
 mod extract;
