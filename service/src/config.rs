@@ -216,7 +216,7 @@ pub struct Cli {
     pub cache_ttl_ms: u64,
     /// Share cached results with other replicas through this Redis (needs
     /// --cache-secret). A Redis that is down only costs the shared hits.
-    #[arg(long, requires = "cache_secret")]
+    #[arg(long)]
     pub cache_redis: Option<String>,
     /// Passphrase the cache keys derive from; the same on every replica sharing
     /// --cache-redis. Better passed through the environment than the command line.

@@ -25,7 +25,7 @@ const NEGATIVE_TTL: Duration = Duration::from_secs(10);
 
 /// Shared by every handler; a cheap `Clone`.
 ///
-/// Tasks run on a [`Backend`]: the offload pool (a threaded one in offload mode, an inline
+/// Tasks run on a backend: the offload pool (a threaded one in offload mode, an inline
 /// one in inline mode), tokio's blocking pool, or a Redis fleet; with a cache
 /// ([`Config::cache_bytes`]) the cacheable routes go through it first, whatever the backend.
 #[derive(Clone, Debug)]
