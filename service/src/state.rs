@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use axum::http::HeaderMap;
+use axum::http::{HeaderMap, header};
 use metrics_exporter_prometheus::PrometheusHandle;
 use offload::{Pool, Portable, RunOptions, Runner};
 use offload_cache::{Cache, CacheStats, Cacheable, Secret};
@@ -257,7 +257,11 @@ impl AppState {
         deadline: Deadline,
         request: &HeaderMap,
     ) -> Result<Served<T::Output>, AppError> {
-        let key = self.cache.as_ref().and_then(|cache| cache.key(&task));
+        // The key is hashed here only for a conditional request: `run_with` hashes it again.
+        let key = match &self.cache {
+            Some(cache) if request.contains_key(header::IF_NONE_MATCH) => cache.key(&task),
+            _ => None,
+        };
         if let Some(key) = key
             && let Some(response) = crate::cache::not_modified(key, self.config.cache_ttl, request)
         {
