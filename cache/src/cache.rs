@@ -414,7 +414,9 @@ impl<R: Runner + 'static> Cache<R> {
 }
 
 impl<R> Cache<R> {
-    /// A snapshot of the counters and of the tiers' figures.
+    /// A snapshot of the counters and of the tiers' figures. With the `metrics` feature it
+    /// also publishes the local tier's gauges (bytes, entries) and eviction count, so that a
+    /// scrape that calls it first sees expiries and evictions since the last store.
     pub fn stats(&self) -> CacheStats {
         self.inner.stats()
     }
@@ -428,6 +430,8 @@ impl<R> Inner<R> {
         stats.entries = self.local.entries();
         stats.evictions = self.local.evictions();
         stats.capacity_bytes = self.local.capacity();
+        #[cfg(feature = "metrics")]
+        crate::stats::emit_local(stats.bytes, stats.entries, stats.evictions);
         stats.in_flight = self.flights.alive();
         stats.waiting = self.flights.waiting();
         #[cfg(feature = "redis")]

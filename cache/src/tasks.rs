@@ -50,28 +50,28 @@ impl Cacheable for ReportTask {
     }
 }
 
-/// PDF: the report, the title and every other field, the generation time included (it is
-/// printed in the document, so two times are two results: a service that wants PDFs cached
-/// sets [`generated_at`](PdfReportTask::generated_at) from its data, not from the clock).
+/// PDF: the report, the title, the extra tables and every rendering option, but not the
+/// generation time. `PdfReportTask::new` stamps the clock's current second, so a key with it
+/// would change every second and identical reports would never share a result. The time is
+/// printed in the document ("Generated ..."): a cached PDF says when it was actually
+/// generated, which stays true while it is served (at most the TTL). The price: two PDFs
+/// with one key may differ in that line alone, when the first expired and the second was
+/// rendered later; a client revalidating with the key as an `ETag` keeps its older copy.
 /// A write failure is not kept; the other errors follow from the input.
 impl Cacheable for PdfReportTask {
     fn write_key(&self, key: &mut KeyWriter) {
         let PdfReportTask {
             title,
-            generated_at,
+            generated_at: _,
             report,
             tables,
             unencodable,
             compress,
             max_rows,
         } = self;
-        key.str(title).serde(report).serde(&(
-            generated_at,
-            tables,
-            unencodable,
-            compress,
-            max_rows,
-        ));
+        key.str(title)
+            .serde(report)
+            .serde(&(tables, unencodable, compress, max_rows));
     }
 
     fn keep(output: &Result<RenderedPdf, PdfError>) -> Keep {

@@ -63,8 +63,9 @@ content-type: text/plain; charset=utf-8\r\nretry-after: 1\r\nconnection: close\r
 content-length: 21\r\n\r\ntoo many connections\n";
 
 /// Serves [`app`]`(state)` on `listener` until `shutdown` resolves, then stops accepting,
-/// finishes the requests in flight, lets the pool finish the tasks it accepted and joins its
-/// threads. Runs the metrics exporter's upkeep meanwhile.
+/// finishes the requests in flight, and lets the backend finish the tasks it accepted (the
+/// pool joins its threads; a fleet waits for its jobs' results). Runs the metrics exporter's
+/// upkeep meanwhile.
 ///
 /// Each connection is HTTP/1.1 through hyper with a timer, so a connection that does not send
 /// a complete request head within [`Config::header_timeout`](crate::Config::header_timeout)
@@ -91,7 +92,7 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> io::Result<()> {
     let config = state.config().clone();
-    let pool = state.pool().clone();
+    let backend = state.backend().clone();
     let router = app(state.clone());
     let mut http = http1::Builder::new();
     http.timer(TokioTimer::new())
@@ -147,7 +148,7 @@ pub async fn serve(
     let deadline = Instant::now() + config.shutdown_timeout;
     let drained = async {
         while connections.join_next().await.is_some() {}
-        pool.shutdown().await;
+        backend.shutdown().await;
     };
     let in_time = tokio::select! {
         drained = tokio::time::timeout_at(deadline, drained) => drained.is_ok(),
@@ -156,10 +157,10 @@ pub async fn serve(
     if !in_time {
         tracing::warn!(
             connections = connections.len(),
-            queued = pool.queued(),
+            pending = backend.pending(),
             "shutdown deadline passed: dropping the remaining connections and tasks"
         );
-        pool.close();
+        backend.close();
         connections.abort_all();
     }
     Ok(())

@@ -18,6 +18,12 @@ const DEFAULT_BODY_TIMEOUT_MS: u64 = 10_000;
 const DEFAULT_MAX_CONNECTIONS: usize = 4_096;
 /// Time the server gives in-flight requests and queued tasks after a shutdown signal.
 const DEFAULT_SHUTDOWN_TIMEOUT_MS: u64 = 30_000;
+/// The binary's result cache by default, in MiB (see `Cli::cache_mb` for why).
+const DEFAULT_CACHE_MB: u64 = 64;
+/// How long a cached result is served by default: 10 minutes.
+const DEFAULT_CACHE_TTL_MS: u64 = 600_000;
+/// The fleet's queue by default: the `offload-worker` binary's default too.
+const DEFAULT_QUEUE: &str = "offload";
 
 /// Where the CPU work runs: the comparison the showdown makes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum, serde::Serialize)]
@@ -82,6 +88,33 @@ pub struct Config {
     /// finish. When it passes, the remaining connections are dropped and `serve` returns
     /// without waiting for the pool's threads. Default: 30 s.
     pub shutdown_timeout: Duration,
+    /// The result cache's bound in bytes (serialised results); 0 turns the cache off. With
+    /// a cache, identical requests to `/thumbnail`, `/report` and `/report.pdf` run once
+    /// while their result lives (concurrent ones wait for the one run), and responses carry
+    /// `x-cache`, `ETag` and `Cache-Control`. Default: 0, so that programs that build a
+    /// `Config` (the showdown, load tests) measure the work itself; the binary's
+    /// `--cache-mb` defaults to 64 MiB.
+    pub cache_bytes: u64,
+    /// How long a cached result is served, locally and in the shared tier; also the
+    /// responses' `Cache-Control: max-age`. Default: 10 minutes.
+    pub cache_ttl: Duration,
+    /// The cache's shared tier: a Redis URL that replicas share results through
+    /// (cache-aside: read on a local miss, write what was computed, with the TTL). A Redis
+    /// that is down degrades to the local cache, never to failed requests. Needs
+    /// [`cache_secret`](Config::cache_secret) and a cache (`cache_bytes > 0`). Default: none.
+    pub cache_redis: Option<String>,
+    /// The passphrase the cache keys are derived from (a keyed BLAKE3 hash, so clients
+    /// cannot forge colliding keys). Replicas sharing [`cache_redis`](Config::cache_redis)
+    /// must use the same one. Default: none, a random secret per process (fine without a
+    /// shared tier).
+    pub cache_secret: Option<String>,
+    /// Run tasks on a Redis fleet at this URL (`offload_redis::Fleet`) instead of the local
+    /// pool; workers (`offload-worker`) serve [`redis_queue`](Config::redis_queue). Only in
+    /// [`Mode::Offload`]; needs [`AppState::connect`](crate::AppState::connect). Default:
+    /// none, the local pool.
+    pub redis: Option<String>,
+    /// The fleet's queue name. Default: `offload`, as `offload-worker`'s.
+    pub redis_queue: String,
 }
 
 impl Default for Config {
@@ -98,6 +131,32 @@ impl Default for Config {
             body_timeout: Duration::from_millis(DEFAULT_BODY_TIMEOUT_MS),
             max_connections: DEFAULT_MAX_CONNECTIONS,
             shutdown_timeout: Duration::from_millis(DEFAULT_SHUTDOWN_TIMEOUT_MS),
+            cache_bytes: 0,
+            cache_ttl: Duration::from_millis(DEFAULT_CACHE_TTL_MS),
+            cache_redis: None,
+            cache_secret: None,
+            redis: None,
+            redis_queue: DEFAULT_QUEUE.to_owned(),
+        }
+    }
+}
+
+impl Config {
+    /// This config with tasks sent to the Redis fleet at `url`, queue `queue` (build the
+    /// state with [`AppState::connect`](crate::AppState::connect)).
+    ///
+    /// ```
+    /// use offload_service::Config;
+    ///
+    /// let config = Config::default().fleet("redis://127.0.0.1:6379/", "thumbs");
+    /// assert_eq!(config.redis.as_deref(), Some("redis://127.0.0.1:6379/"));
+    /// ```
+    #[must_use]
+    pub fn fleet(self, url: impl Into<String>, queue: impl Into<String>) -> Config {
+        Config {
+            redis: Some(url.into()),
+            redis_queue: queue.into(),
+            ..self
         }
     }
 }
@@ -146,6 +205,31 @@ pub struct Cli {
     /// Milliseconds to finish in-flight work after SIGTERM before exiting anyway.
     #[arg(long, default_value_t = DEFAULT_SHUTDOWN_TIMEOUT_MS)]
     pub shutdown_timeout_ms: u64,
+    /// Result cache size in MiB; 0 turns it off. Default 64: about 2,500 256-pixel JPEG
+    /// thumbnails (~25 KB each), small beside the memory of a few 32 MiB request bodies in
+    /// flight, and the repeated requests a thumbnail service sees (the same avatar on every
+    /// page) are mostly a small hot set.
+    #[arg(long, default_value_t = DEFAULT_CACHE_MB)]
+    pub cache_mb: u64,
+    /// How long a cached result is served, in milliseconds (also `Cache-Control: max-age`).
+    #[arg(long, default_value_t = DEFAULT_CACHE_TTL_MS)]
+    pub cache_ttl_ms: u64,
+    /// Share cached results with other replicas through this Redis (needs
+    /// --cache-secret). A Redis that is down only costs the shared hits.
+    #[arg(long)]
+    pub cache_redis: Option<String>,
+    /// Passphrase the cache keys derive from; the same on every replica sharing
+    /// --cache-redis. Better passed through the environment than the command line.
+    #[arg(long, env = "OFFLOAD_CACHE_SECRET", hide_env_values = true)]
+    pub cache_secret: Option<String>,
+    /// Run tasks on a Redis fleet of `offload-worker` processes at this URL instead of the
+    /// local pool (offload mode only).
+    #[arg(long)]
+    pub redis: Option<String>,
+    /// The fleet's queue name (the workers' --queue; this binary's --queue is the local
+    /// pool's capacity).
+    #[arg(long, default_value = DEFAULT_QUEUE)]
+    pub redis_queue: String,
 }
 
 impl Cli {
@@ -163,6 +247,12 @@ impl Cli {
             body_timeout: Duration::from_millis(self.body_timeout_ms),
             max_connections: self.max_connections,
             shutdown_timeout: Duration::from_millis(self.shutdown_timeout_ms),
+            cache_bytes: self.cache_mb.saturating_mul(1 << 20),
+            cache_ttl: Duration::from_millis(self.cache_ttl_ms),
+            cache_redis: self.cache_redis.clone(),
+            cache_secret: self.cache_secret.clone(),
+            redis: self.redis.clone(),
+            redis_queue: self.redis_queue.clone(),
         }
     }
 }

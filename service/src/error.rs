@@ -155,12 +155,15 @@ impl From<QueryRejection> for AppError {
 }
 
 impl From<offload::Error> for AppError {
-    /// A panic is a 500; a deadline that passed while the task waited or ran a 504; a
-    /// refusal a 503 with the pool's predicted drain time; a closed pool the
-    /// `shutting down` 503; a remote backend that failed a 503.
+    /// A panic, or a task a remote backend gave up on (dead-lettered after its attempts
+    /// failed), is a 500; a deadline that passed while the task waited or ran a 504; a
+    /// refusal a 503 with the backend's predicted drain time; a closed pool the
+    /// `shutting down` 503; a remote backend that could not be reached a 503.
     fn from(e: offload::Error) -> AppError {
         if e.is_panic() {
             AppError::internal("task panicked", &e)
+        } else if let offload::Error::Failed { .. } = e {
+            AppError::internal("task failed on the fleet", &e)
         } else if e.is_timeout() {
             AppError::deadline_passed()
         } else if let Some(retry_after) = e.retry_after() {
@@ -168,7 +171,7 @@ impl From<offload::Error> for AppError {
         } else if e.is_closed() {
             AppError::shutting_down()
         } else {
-            tracing::warn!(error = %e, "backend failed");
+            tracing::warn!(error = %e, "backend unavailable");
             AppError::unavailable("backend unavailable, retry later", DEFAULT_RETRY)
         }
     }

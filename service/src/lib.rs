@@ -14,7 +14,7 @@
 //! | `POST /report?period=&top=` | a JSON report of the posted CSV rows (JSON rows with `content-type: application/json`) |
 //! | `POST /report.pdf?period=&top=` | the same report as a PDF |
 //! | `GET /healthz` | `ok`, answered on the reactor: its latency is the showdown's probe |
-//! | `GET /metrics` | the Prometheus text format: the pool's series and the HTTP series |
+//! | `GET /metrics` | the Prometheus text format: the pool's, the cache's and the HTTP series |
 //!
 //! A bad query string is a 400 naming the parameter; an oversized body a 413 (at once when
 //! `Content-Length` declares it); a body sent too slowly a 408; an image or report that does
@@ -23,6 +23,14 @@
 //! its deadline (`--request-timeout-ms`, shortened by an `x-request-timeout-ms` header) a 504;
 //! a server shutting down a `503 shutting down` with `connection: close`; a panicking task a
 //! bare 500. No answer carries internals.
+//!
+//! With `--cache-mb N` (0: off), identical requests to the three task routes run once while
+//! their result lives (`--cache-ttl-ms`; shared by replicas through `--cache-redis`): the
+//! answers carry `x-cache: hit|miss|coalesced`, an `ETag` (the result's content key) and
+//! `Cache-Control`, and an `If-None-Match` with the key is a 304 that runs nothing. With
+//! `--redis URL`, the tasks run on a fleet of `offload-worker` processes
+//! (`offload_redis::Fleet`, queue `--redis-queue`) instead of the local pool, with the same
+//! status codes (an unreachable Redis is a 503 with `Retry-After`).
 //!
 //! Connections that do not send a request head within `--header-timeout-ms` (also the idle
 //! timeout between requests) are closed; beyond `--max-connections` a new connection gets a
@@ -33,6 +41,8 @@
 //! [`serve`] runs it on a listener until a shutdown signal, finishing in-flight requests.
 
 mod app;
+mod backend;
+mod cache;
 mod config;
 mod error;
 mod extract;

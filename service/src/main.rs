@@ -23,7 +23,7 @@ async fn main() -> Result<(), Box<dyn Error>> {
     tracing::subscriber::set_global_default(log_subscriber(filter, std::io::stdout))?;
     // Before anything can take time: a signal from now on means "shut down", not "die".
     let shutdown = shutdown_signal()?;
-    let state = AppState::new(cli.config())?;
+    let state = AppState::connect(cli.config()).await?;
     state.pool().monitor_reactor();
     let listener = tokio::net::TcpListener::bind(cli.addr).await?;
     tracing::info!(addr = %listener.local_addr()?, mode = cli.mode.as_str(), "listening");

@@ -118,6 +118,9 @@ pub(crate) async fn record(request: Request, next: Next) -> Response {
 
 /// `GET /metrics`: every series of the process in the Prometheus text format.
 pub(crate) async fn render(State(state): State<AppState>) -> Response {
+    // Publishes the cache's bytes, entries and evictions as of now (expiries and evictions
+    // since its last store included); its request counters are emitted as they happen.
+    let _ = state.cache_stats();
     (
         [(
             header::CONTENT_TYPE,

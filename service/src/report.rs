@@ -8,10 +8,12 @@ use axum::http::{HeaderMap, HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use offload::Task;
+use offload_cache::{Cacheable, Keep, KeyWriter};
 use offload_tasks::pdf::PdfReportTask;
 use offload_tasks::report::{Period, ReportError, ReportTask};
 use serde::{Deserialize, Serialize};
 
+use crate::cache::Served;
 use crate::error::AppError;
 use crate::extract::Query;
 use crate::guard::Deadline;
@@ -65,7 +67,7 @@ fn report_task(query: ReportQuery, headers: &HeaderMap, rows: Bytes) -> ReportTa
 struct ReportJson(ReportTask);
 
 /// Why [`ReportJson`] produced no JSON.
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 enum ReportJsonError {
     /// The rows did not aggregate.
     Report(ReportError),
@@ -86,6 +88,18 @@ impl Task for ReportJson {
     }
 }
 
+/// The key of the report it encodes (under its own task name, `report_json`). An aggregation
+/// error follows from the input and is kept as a refusal; an encoding failure is not kept.
+impl Cacheable for ReportJson {
+    fn write_key(&self, key: &mut KeyWriter) {
+        self.0.write_key(key);
+    }
+
+    fn keep(output: &Self::Output) -> Keep {
+        Keep::result(output, |e| matches!(e, ReportJsonError::Report(_)))
+    }
+}
+
 impl From<ReportJsonError> for AppError {
     fn from(e: ReportJsonError) -> AppError {
         match e {
@@ -95,7 +109,12 @@ impl From<ReportJsonError> for AppError {
     }
 }
 
-/// The report as JSON, aggregated and encoded on the pool.
+/// The report as JSON, aggregated and encoded on the pool; with the cache on, identical
+/// uploads are served from it (`x-cache`, `ETag`, 304 on `If-None-Match`).
+///
+/// On a fleet the workers serve the built-in tasks only (`report`, not this service's
+/// `report_json`): the report is aggregated there and encoded here on tokio's blocking pool,
+/// still off the reactor.
 async fn report_json(
     State(state): State<AppState>,
     deadline: Deadline,
@@ -103,14 +122,33 @@ async fn report_json(
     headers: HeaderMap,
     rows: Bytes,
 ) -> Result<Response, AppError> {
-    let task = ReportJson(report_task(query, &headers, rows));
-    let json = state.execute(task, deadline).await??;
+    let task = report_task(query, &headers, rows);
+    if state.fleet().is_none() {
+        let served = state
+            .execute_cached(ReportJson(task), deadline, &headers)
+            .await?;
+        return served.respond(|json| Ok(json_response(json?)));
+    }
+    let (report, tag) = match state.execute_cached(task, deadline, &headers).await? {
+        Served::NotModified(response) => return Ok(response),
+        Served::Fresh(report, tag) => (report?, tag),
+    };
+    let json = tokio::task::spawn_blocking(move || serde_json::to_vec(&report))
+        .await
+        .map_err(|e| AppError::internal("report encoding failed", &e))?
+        .map_err(|e| AppError::internal("report encoding failed", &e))?;
+    Ok(tag.decorate(json_response(json)))
+}
+
+fn json_response(json: Vec<u8>) -> Response {
     let content_type = HeaderValue::from_static("application/json");
-    Ok(([(header::CONTENT_TYPE, content_type)], json).into_response())
+    ([(header::CONTENT_TYPE, content_type)], json).into_response()
 }
 
 /// The report as a PDF: aggregation and rendering are two tasks, one after the other, under
-/// one deadline.
+/// one deadline, each through the cache when it is on. The PDF's key covers the report and
+/// the title (not the generation time), so an `If-None-Match` is answered 304 once the
+/// aggregation is known, without rendering.
 async fn report_pdf(
     State(state): State<AppState>,
     deadline: Deadline,
@@ -118,10 +156,13 @@ async fn report_pdf(
     headers: HeaderMap,
     rows: Bytes,
 ) -> Result<Response, AppError> {
-    let report = state
-        .execute(report_task(query, &headers, rows), deadline)
-        .await??;
+    let aggregate = report_task(query, &headers, rows);
+    // The aggregation's own validators are not the client's: it only ever saw the PDF's.
+    let report = state.cached(aggregate, deadline).await?.0?;
     let task = PdfReportTask::new("Transactions report", report);
-    let pdf = state.execute(task, deadline).await??;
-    Ok(([(header::CONTENT_TYPE, "application/pdf")], pdf.bytes).into_response())
+    let served = state.execute_cached(task, deadline, &headers).await?;
+    served.respond(|pdf| {
+        let pdf = pdf?;
+        Ok(([(header::CONTENT_TYPE, "application/pdf")], pdf.bytes).into_response())
+    })
 }

@@ -82,21 +82,27 @@ pub(crate) fn routes() -> Router<AppState> {
 }
 
 /// The thumbnail as the response body, its media type and its size (`x-width`,
-/// `x-height`) in the headers.
+/// `x-height`) in the headers; with the cache on, `x-cache`, `ETag` and `Cache-Control`
+/// too, or a bare 304 when `If-None-Match` already holds the result's key.
 async fn thumbnail(
     State(state): State<AppState>,
     deadline: Deadline,
     Query(query): Query<ThumbnailQuery>,
+    request: HeaderMap,
     image: Bytes,
 ) -> Result<Response, AppError> {
-    let thumb = state.execute(query.into_task(image), deadline).await??;
-    let mut headers = HeaderMap::new();
-    headers.insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static(thumb.format.mime_type()),
-    );
-    for (name, value) in [("x-width", thumb.width), ("x-height", thumb.height)] {
-        headers.insert(name, HeaderValue::from(value));
-    }
-    Ok((headers, thumb.bytes).into_response())
+    let task = query.into_task(image);
+    let served = state.execute_cached(task, deadline, &request).await?;
+    served.respond(|thumb| {
+        let thumb = thumb?;
+        let mut headers = HeaderMap::new();
+        headers.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static(thumb.format.mime_type()),
+        );
+        for (name, value) in [("x-width", thumb.width), ("x-height", thumb.height)] {
+            headers.insert(name, HeaderValue::from(value));
+        }
+        Ok((headers, thumb.bytes).into_response())
+    })
 }
