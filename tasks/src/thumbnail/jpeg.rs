@@ -52,6 +52,8 @@ pub(crate) struct Header {
     cmyk: bool,
     /// What the decoder must hold beside the output: see [`Frame::buffered_bytes`].
     buffered_bytes: u64,
+    /// See [`Frame::data_fills_first_scan`].
+    data_fills_first_scan: bool,
 }
 
 impl Header {
@@ -75,6 +77,7 @@ impl Header {
             #[cfg(feature = "turbojpeg")]
             cmyk: false,
             buffered_bytes: 0,
+            data_fills_first_scan: true,
         })
     }
 }
@@ -85,6 +88,7 @@ pub(crate) fn read_header(bytes: &[u8]) -> Result<Header, ThumbnailError> {
     let frame = Frame::parse(bytes)?;
     let mut header = backend::read_header(bytes, frame.lossless())?;
     header.buffered_bytes = frame.buffered_bytes();
+    header.data_fills_first_scan = frame.data_fills_first_scan();
     Ok(header)
 }
 
@@ -106,14 +110,19 @@ struct Frame {
     height: u32,
     /// Horizontal and vertical sampling factors of each component.
     sampling: Vec<(u32, u32)>,
-    /// Components in the first scan; fewer than the frame's means several scans.
-    first_scan_components: usize,
+    /// Component identifiers, in the frame's order.
+    ids: Vec<u8>,
+    /// Indices (into `sampling`) of the components in the first scan; fewer than the
+    /// frame's means several scans.
+    first_scan: Vec<usize>,
+    /// Bytes after the first scan's header, to the end of the input.
+    data_bytes: u64,
 }
 
 impl Frame {
     fn parse(bytes: &[u8]) -> Result<Self, ThumbnailError> {
         let mut frame = None;
-        for (marker, payload) in segments(bytes) {
+        for (marker, payload, rest) in segments(bytes) {
             match marker {
                 // SOF0-SOF15 but DHT (C4), JPG (C8) and DAC (CC).
                 0xC0..=0xCF if !matches!(marker, 0xC4 | 0xC8 | 0xCC) => {
@@ -121,23 +130,34 @@ impl Frame {
                     let field = |i: usize| Some(at(i)? << 8 | at(i + 1)?);
                     let bad = || corrupt("short frame header");
                     let count = at(5).ok_or_else(bad)? as usize;
-                    let sampling = (0..count)
-                        .map(|c| at(6 + 3 * c + 1).map(|hv| (hv >> 4, hv & 15)))
-                        .collect::<Option<Vec<_>>>()
+                    let component = |c: usize| payload.get(6 + 3 * c..6 + 3 * c + 2);
+                    let (ids, sampling) = (0..count)
+                        .map(|c| {
+                            component(c)
+                                .map(|s| (s[0], (u32::from(s[1] >> 4), u32::from(s[1] & 15))))
+                        })
+                        .collect::<Option<(Vec<_>, Vec<_>)>>()
                         .ok_or_else(bad)?;
                     frame = Some(Frame {
                         process: marker & 15,
                         height: field(1).ok_or_else(bad)?,
                         width: field(3).ok_or_else(bad)?,
                         sampling,
-                        first_scan_components: count,
+                        first_scan: (0..count).collect(),
+                        ids,
+                        data_bytes: 0,
                     });
                 }
                 0xDA => {
                     let mut frame = frame.ok_or_else(|| corrupt("scan before the frame header"))?;
-                    if let Some(&n) = payload.first() {
-                        frame.first_scan_components = usize::from(n);
-                    }
+                    // Ns, then Ns (selector, tables) pairs; unknown selectors are left to
+                    // the decoder, which refuses them.
+                    let count = payload.first().map_or(0, |&n| usize::from(n));
+                    frame.first_scan = (0..count)
+                        .filter_map(|i| payload.get(1 + 2 * i))
+                        .filter_map(|id| frame.ids.iter().position(|c| c == id))
+                        .collect();
+                    frame.data_bytes = rest as u64;
                     return Ok(frame);
                 }
                 _ => {}
@@ -162,12 +182,11 @@ impl Frame {
     /// component's sampling factors as libjpeg does. 0 for a single-scan file, which is
     /// decoded one row of blocks at a time.
     fn buffered_bytes(&self) -> u64 {
-        let multi_scan = self.progressive() || self.first_scan_components < self.sampling.len();
+        let multi_scan = self.progressive() || self.first_scan.len() < self.sampling.len();
         if !multi_scan || self.lossless() {
             return 0;
         }
-        let h_max = self.sampling.iter().map(|s| s.0).max().unwrap_or(1).max(1);
-        let v_max = self.sampling.iter().map(|s| s.1).max().unwrap_or(1).max(1);
+        let (h_max, v_max) = self.max_sampling();
         let blocks = |side: u32, factor: u32, max: u32| {
             let factor = u64::from(factor.max(1));
             let blocks = (u64::from(side) * factor).div_ceil(u64::from(max) * 8);
@@ -178,10 +197,41 @@ impl Frame {
             .map(|&(h, v)| blocks(self.width, h, h_max) * blocks(self.height, v, v_max) * 128)
             .sum()
     }
+
+    fn max_sampling(&self) -> (u32, u32) {
+        let max = |pick: fn(&(u32, u32)) -> u32| self.sampling.iter().map(pick).max().unwrap_or(1);
+        (max(|s| s.0).max(1), max(|s| s.1).max(1))
+    }
+
+    /// Whether the bytes after the first scan's header can hold that scan. Every block of a
+    /// Huffman-coded DCT scan starts with a code of at least one bit (its DC difference), so
+    /// a file with fewer bits than the scan has blocks is truncated, and is refused before a
+    /// decoder sizes anything from the header. Arithmetic coding can spend less than a bit
+    /// on a block and lossless coding has no blocks: both pass.
+    fn data_fills_first_scan(&self) -> bool {
+        if self.process & 8 != 0 || self.lossless() {
+            return true;
+        }
+        let (h_max, v_max) = self.max_sampling();
+        // A component's blocks without MCU padding: a lower bound in every scan layout.
+        let side = |side: u32, factor: u32, max: u32| {
+            (u64::from(side) * u64::from(factor))
+                .div_ceil(u64::from(max))
+                .div_ceil(8)
+        };
+        let blocks: u64 = self
+            .first_scan
+            .iter()
+            .filter_map(|&c| self.sampling.get(c))
+            .map(|&(h, v)| side(self.width, h, h_max) * side(self.height, v, v_max))
+            .sum();
+        blocks <= self.data_bytes.saturating_mul(8)
+    }
 }
 
-/// The marker segments up to and including the first start of scan, as (marker, payload).
-fn segments(bytes: &[u8]) -> impl Iterator<Item = (u8, &[u8])> {
+/// The marker segments up to and including the first start of scan, as (marker, payload,
+/// bytes left after the segment).
+fn segments(bytes: &[u8]) -> impl Iterator<Item = (u8, &[u8], usize)> {
     let mut at = 2; // after SOI
     let mut done = false;
     std::iter::from_fn(move || {
@@ -212,7 +262,7 @@ fn segments(bytes: &[u8]) -> impl Iterator<Item = (u8, &[u8])> {
             at += len;
             // Metadata and tables come before the first scan: stop looking there.
             done = marker == 0xDA;
-            return Some((marker, payload));
+            return Some((marker, payload, bytes.len() - at));
         }
     })
 }
@@ -242,8 +292,9 @@ fn shrink(header: &Header, (crop_w, crop_h): (f64, f64), (out_w, out_h): (u32, u
 /// the scale, rounded up: when a side is not a multiple of the DCT block, its last row or
 /// column is a partial pixel, so the scale (not the raster size) maps source coordinates.
 ///
-/// A file whose coefficient buffer would be over the budget [`Limits::max_pixels`] implies
-/// is refused before the decoder allocates it.
+/// A file too short for the blocks its first scan declares, or whose coefficient buffer
+/// would be over the budget [`Limits::max_pixels`] implies, is refused before the decoder
+/// allocates anything.
 pub(crate) fn decode_scaled(
     bytes: &[u8],
     header: &Header,
@@ -259,6 +310,12 @@ pub(crate) fn decode_scaled(
         return Err(corrupt(format!(
             "decoding needs a {} byte coefficient buffer, over the budget of {budget} bytes",
             header.buffered_bytes
+        )));
+    }
+    if !header.data_fills_first_scan {
+        return Err(corrupt(format!(
+            "the first scan of a {}x{} image needs more data than the file holds",
+            header.width, header.height
         )));
     }
     if scans(bytes) > SCAN_LIMIT as usize {
@@ -287,8 +344,8 @@ fn cmyk_to_rgb(cmyk: &[u8], inverted: bool) -> Vec<u8> {
 /// Finds the orientation tag in the first `APP1 Exif` segment, if any.
 pub(crate) fn exif_orientation(bytes: &[u8]) -> Option<Orientation> {
     segments(bytes)
-        .filter(|&(marker, _)| marker == 0xE1)
-        .find_map(|(_, segment)| segment.strip_prefix(b"Exif\0\0"))
+        .filter(|&(marker, _, _)| marker == 0xE1)
+        .find_map(|(_, segment, _)| segment.strip_prefix(b"Exif\0\0"))
         .and_then(Orientation::from_exif_chunk)
 }
 
