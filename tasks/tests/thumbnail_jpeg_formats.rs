@@ -202,5 +202,9 @@ fn progressive_coefficient_buffer_over_the_budget_is_refused() {
         .run()
         .unwrap_err();
     assert!(err.is_undecodable(), "{err:?}");
-    assert!(err.to_string().contains("coefficient buffer"), "{err}");
+    // libjpeg-turbo 3's header reader (feature `turbojpeg`) refuses five components before
+    // that: it finds no colour space for them.
+    if !cfg!(feature = "turbojpeg") {
+        assert!(err.to_string().contains("coefficient buffer"), "{err}");
+    }
 }

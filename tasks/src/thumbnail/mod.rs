@@ -179,6 +179,13 @@ impl std::fmt::Display for SourceFormat {
 /// - **WebP**: a still extended (VP8X) image must have the canvas size of its bitstream;
 ///   an animation's canvas must fit `max_pixels / 2`, because the decoder holds its own
 ///   canvas and the first frame besides the output.
+/// - **JPEG** is decoded at the shrink-on-load scale, so its output is small; a multi-scan
+///   file (progressive, or components in separate scans) also makes the decoder hold a
+///   whole-image coefficient buffer at full size, sized from the header. It must fit 8
+///   bytes x `max_pixels` (at least 64 MiB), and a Huffman-coded file must carry at least
+///   a bit for each block of its first scan, so a 2 KB progressive file declaring
+///   10000x10000 is refused before libjpeg-turbo allocates 600 MB. (Arithmetic-coded files
+///   can spend less than a bit a block and get the budget only.)
 /// - The `image` decoders (GIF, WebP) run with an allocation cap of 8 bytes x
 ///   `max_pixels` (at least 64 MiB).
 ///
