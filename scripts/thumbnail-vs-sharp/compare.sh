@@ -38,11 +38,14 @@ sharp_run() {
 bench_run() {
   "$1" --bench --measurement-time "$secs" --warm-up-time 1 --noplot 'thumbnail/' 2>/dev/null |
     awk '/^thumbnail\// { split($1, p, "/"); photo = p[2]; threads = (p[4] ~ /^inline_1/) ? 1 : 2 }
-         /thrpt:/ { v = $(NF - 3); u = $(NF - 2); if (u ~ /^K/) v *= 1000; print photo, threads, v }'
+         # The first thrpt line after the name; a "change:" block against the last run
+         # repeats it in percent.
+         /thrpt:/ && !/%/ { v = $(NF - 3); u = $(NF - 2); if (u ~ /^K/) v *= 1000; print photo, threads, v }'
 }
 
-out="$(mktemp)"
-trap 'rm -f "$out"' EXIT
+# Every measurement, kept for a second look: round label photo threads thumbnails/s.
+mkdir -p "$here/scratch"
+out="$here/scratch/compare-$(date +%Y%m%dT%H%M%S).txt"
 echo "== machine: $(nproc) cores, load: $(cut -d' ' -f1-3 /proc/loadavg)"
 n=${#labels[@]}
 for round in $(seq "$rounds"); do
@@ -77,4 +80,4 @@ awk -v order="${labels[*]}" '
       }
     }
   }' "$out"
-echo "== load after: $(cut -d' ' -f1-3 /proc/loadavg)"
+echo "== load after: $(cut -d' ' -f1-3 /proc/loadavg); raw figures: $out"
