@@ -3,8 +3,11 @@
 # (fit inside 256x256, JPEG quality 80), one thread and two.
 #
 # Usage: scripts/thumbnail-vs-sharp/run.sh [seconds-per-measurement]   (default 10)
-# The Rust side runs twice: the default pure-Rust JPEG codec, then libjpeg-turbo (feature
-# `turbojpeg`) when cmake and nasm are installed.
+# The Rust side runs twice: the default build (libjpeg-turbo's decoder from MozJPEG, compiled
+# by cc without SIMD), then libjpeg-turbo 3 (feature `turbojpeg`) when cmake and nasm are
+# installed. compare.sh measures sharp and several bench builds in interleaved rounds and
+# prints median ratios (what the README's table quotes); service.sh compares offload-service
+# with a Node + sharp server over HTTP.
 # Needs Node >= 18 for sharp (installed on first run into ./scratch, gitignored); without
 # Node only the Rust side runs. Photos: ../shared/images/Kleiber_by_Lukas_Baubkus.jpg beside
 # the repository (6028x3391) and tasks/tests/fixtures/images/seeding_1920x1280.jpg.

@@ -1,9 +1,10 @@
 //! Thumbnails per second: 256 px JPEG (quality 80) from a 6028x3391 and a 1920x1280 photo,
 //! inline on one thread and on an offload pool of two threads.
 //!
-//! Run: `cargo bench -p offload-tasks --bench thumbnail` (the default pure-Rust JPEG codec) or
-//! `cargo bench -p offload-tasks --bench thumbnail --features turbojpeg` (libjpeg-turbo; needs
-//! cmake and nasm); the group names say which. The 6028x3391 photo is read from `../shared/images`
+//! Run: `cargo bench -p offload-tasks --bench thumbnail` (the default build: libjpeg-turbo's
+//! decoder from MozJPEG, compiled without SIMD) or
+//! `cargo bench -p offload-tasks --bench thumbnail --features turbojpeg` (libjpeg-turbo 3 with
+//! SIMD; needs cmake and nasm); the group names say which ([`JPEG_BACKEND`]). The 6028x3391 photo is read from `../shared/images`
 //! beside the repository (skipped with a message when absent); the 1920x1280 one is committed
 //! under `tasks/tests/fixtures/images`. `scripts/thumbnail-vs-sharp/run.sh` measures sharp on
 //! the same files for comparison.
@@ -53,7 +54,8 @@ fn bench(c: &mut Criterion) {
         group.sample_size(10);
 
         // Inside a one-thread rayon pool, so that a decoder that parallelises internally
-        // (jpeg-decoder does, per colour component) is measured on one thread too.
+        // (jpeg-decoder, used for lossless files, does per colour component) is measured on
+        // one thread too.
         group.bench_function("inline_1_thread", |b| {
             b.iter(|| {
                 one_thread.install(|| {

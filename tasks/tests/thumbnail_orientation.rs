@@ -8,7 +8,8 @@ mod support;
 use image::metadata::Orientation;
 use offload_tasks::thumbnail::{Format, Thumbnail};
 use support::thumbnail::{
-    UPRIGHT, decode, jpeg, quadrant_names, quadrants, stored_for, with_exif_orientation,
+    ByteOrder, UPRIGHT, decode, jpeg, quadrant_names, quadrants, stored_for, with_exif_orientation,
+    with_exif_orientation_in,
 };
 
 const ALL: [Orientation; 8] = [
@@ -39,6 +40,17 @@ fn smoke() {
     let stored = stored_for(&upright, Orientation::Rotate90);
     assert_eq!(stored.dimensions(), (160, 320));
     assert_upright_in_100_box(with_exif_orientation(&jpeg(&stored), 6));
+}
+
+#[test]
+fn little_endian_exif_is_read() {
+    // Phones write Intel-order ("II") TIFF as often as Motorola-order ("MM").
+    let stored = stored_for(&quadrants(320, 160), Orientation::Rotate90);
+    assert_upright_in_100_box(with_exif_orientation_in(
+        &jpeg(&stored),
+        6,
+        ByteOrder::Little,
+    ));
 }
 
 #[test]

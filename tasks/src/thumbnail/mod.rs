@@ -39,10 +39,12 @@
 //! AVX2/SSE4.1/NEON (`fast_image_resize`). A 6028x3391 photo decodes to 754x424 without ever
 //! materialising the 20-megapixel image.
 //!
-//! The JPEG codec is chosen at build time, see [`JPEG_BACKEND`]: pure Rust by default
-//! (`jpeg-decoder`, `jpeg-encoder`), or libjpeg-turbo 3 with the `turbojpeg` feature, which
-//! is faster (see the README's table) but needs cmake and nasm to build. Both give the same
-//! sizes, orientation, limits and errors; pixels differ slightly, as two JPEG codecs do.
+//! The JPEG codec is chosen at build time, see [`JPEG_BACKEND`]. By default, libjpeg-turbo's
+//! decoder as MozJPEG vendors it, compiled from C by `cc` without SIMD (so only Rust and a C
+//! compiler are needed), with `jpeg-decoder` for lossless JPEG and `jpeg-encoder` for output.
+//! With the `turbojpeg` feature, libjpeg-turbo 3 with SIMD for both, faster still (see the
+//! README's table) but it needs cmake and nasm to build. Both give the same sizes,
+//! orientation, limits and errors; pixels differ slightly, as two JPEG codecs do.
 
 // Implementation: `sniff` picks the decoder; `jpeg` reads the header and EXIF, `geometry`
 // plans the output in upright coordinates, the plan is mapped back to stored coordinates
@@ -61,12 +63,13 @@ use serde::{Deserialize, Serialize};
 
 pub use self::error::{ErrorKind, ThumbnailError};
 
-/// The JPEG codec this build uses: `"libjpeg-turbo"` with the `turbojpeg` feature,
-/// `"pure-rust"` without it.
+/// The JPEG decoder this build uses: `"libjpeg-turbo"` (3, with SIMD) with the `turbojpeg`
+/// feature, `"mozjpeg-nosimd"` (libjpeg-turbo 2 as MozJPEG vendors it, built without SIMD)
+/// without it.
 pub const JPEG_BACKEND: &str = if cfg!(feature = "turbojpeg") {
     "libjpeg-turbo"
 } else {
-    "pure-rust"
+    "mozjpeg-nosimd"
 };
 use self::geometry::Plan;
 use self::raster::{Raster, transposes};
@@ -176,6 +179,13 @@ impl std::fmt::Display for SourceFormat {
 /// - **WebP**: a still extended (VP8X) image must have the canvas size of its bitstream;
 ///   an animation's canvas must fit `max_pixels / 2`, because the decoder holds its own
 ///   canvas and the first frame besides the output.
+/// - **JPEG** is decoded at the shrink-on-load scale, so its output is small; a multi-scan
+///   file (progressive, or components in separate scans) also makes the decoder hold a
+///   whole-image coefficient buffer at full size, sized from the header. It must fit 8
+///   bytes x `max_pixels` (at least 64 MiB), and a Huffman-coded file must carry at least
+///   a bit for each block of its first scan, so a 2 KB progressive file declaring
+///   10000x10000 is refused before libjpeg-turbo allocates 600 MB. (Arithmetic-coded files
+///   can spend less than a bit a block and get the budget only.)
 /// - The `image` decoders (GIF, WebP) run with an allocation cap of 8 bytes x
 ///   `max_pixels` (at least 64 MiB).
 ///
@@ -504,6 +514,7 @@ pub fn thumbnail(
             &header,
             (plan.crop.width, plan.crop.height),
             (plan.out_w, plan.out_h),
+            limits,
         )?;
         // The shrunk decode covers the same area, so the crop scales with it.
         let plan = plan.scaled(scale, scale);

@@ -104,26 +104,54 @@ pub(crate) fn stored_for(upright: &RgbImage, o: Orientation) -> RgbImage {
     img.into_rgb8()
 }
 
-/// A big-endian TIFF block with one IFD0 entry: Orientation (0x0112) = `value`.
-fn exif_tiff(value: u16) -> Vec<u8> {
-    let mut t = Vec::new();
-    t.extend_from_slice(b"MM\0\x2a"); // big-endian TIFF
-    t.extend_from_slice(&8u32.to_be_bytes()); // IFD0 offset
-    t.extend_from_slice(&1u16.to_be_bytes()); // one entry
-    t.extend_from_slice(&0x0112u16.to_be_bytes()); // Orientation
-    t.extend_from_slice(&3u16.to_be_bytes()); // SHORT
-    t.extend_from_slice(&1u32.to_be_bytes()); // count
-    t.extend_from_slice(&value.to_be_bytes());
+/// The byte order of a TIFF block: `MM` (Motorola) or `II` (Intel).
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum ByteOrder {
+    Big,
+    Little,
+}
+
+/// A TIFF block in `order` with one IFD0 entry: Orientation (0x0112) = `value`.
+fn exif_tiff(value: u16, order: ByteOrder) -> Vec<u8> {
+    let big = matches!(order, ByteOrder::Big);
+    let u16_bytes = |v: u16| {
+        if big {
+            v.to_be_bytes()
+        } else {
+            v.to_le_bytes()
+        }
+    };
+    let u32_bytes = |v: u32| {
+        if big {
+            v.to_be_bytes()
+        } else {
+            v.to_le_bytes()
+        }
+    };
+    let magic: &[u8] = if big { b"MM\0\x2a" } else { b"II\x2a\0" };
+    let mut t = magic.to_vec();
+    t.extend_from_slice(&u32_bytes(8)); // IFD0 offset
+    t.extend_from_slice(&u16_bytes(1)); // one entry
+    t.extend_from_slice(&u16_bytes(0x0112)); // Orientation
+    t.extend_from_slice(&u16_bytes(3)); // SHORT
+    t.extend_from_slice(&u32_bytes(1)); // count
+    t.extend_from_slice(&u16_bytes(value));
     t.extend_from_slice(&[0, 0]); // value padding
-    t.extend_from_slice(&0u32.to_be_bytes()); // no next IFD
+    t.extend_from_slice(&u32_bytes(0)); // no next IFD
     t
 }
 
-/// Inserts an `APP1 Exif` segment with the given orientation right after SOI.
+/// Inserts an `APP1 Exif` segment (big-endian TIFF) with the given orientation right after
+/// SOI.
 pub(crate) fn with_exif_orientation(jpeg: &[u8], value: u16) -> Vec<u8> {
+    with_exif_orientation_in(jpeg, value, ByteOrder::Big)
+}
+
+/// [`with_exif_orientation`] with the TIFF block in `order`.
+pub(crate) fn with_exif_orientation_in(jpeg: &[u8], value: u16, order: ByteOrder) -> Vec<u8> {
     assert_eq!(&jpeg[..2], &[0xFF, 0xD8]);
     let mut payload = b"Exif\0\0".to_vec();
-    payload.extend(exif_tiff(value));
+    payload.extend(exif_tiff(value, order));
     let len = u16::try_from(payload.len() + 2).unwrap();
     let mut out = jpeg[..2].to_vec();
     out.extend_from_slice(&[0xFF, 0xE1]);

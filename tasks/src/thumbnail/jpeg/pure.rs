@@ -1,14 +1,14 @@
-//! The pure-Rust backend (the default): `jpeg-decoder` and `jpeg-encoder`.
+//! Pure Rust on the default build: `jpeg-decoder` for lossless JPEG, `jpeg-encoder` for
+//! every JPEG output.
 
 use std::panic::{self, AssertUnwindSafe};
 
-use image::metadata::Orientation;
 use jpeg_decoder::{CodingProcess, Decoder, PixelFormat};
 use jpeg_encoder::{ColorType, Encoder, SamplingFactor};
 
 use super::super::raster::Raster;
 use super::super::{Format, ThumbnailError};
-use super::{Header, SCAN_LIMIT, cmyk_to_rgb, corrupt, exif_orientation};
+use super::{Header, cmyk_to_rgb, corrupt};
 
 /// Runs the decoder, which is not ours, so that even a panic inside it on some malformed file
 /// comes back as the typed error every other bad file gets.
@@ -21,34 +21,16 @@ fn guarded<T>(
     }
 }
 
-pub(crate) fn read_header(bytes: &[u8]) -> Result<Header, ThumbnailError> {
+pub(super) fn read_header(bytes: &[u8]) -> Result<Header, ThumbnailError> {
     let mut d = Decoder::new(bytes);
     guarded(|| d.read_info())?;
     let info = d.info().ok_or_else(|| corrupt("no frame header"))?;
-    if info.width == 0 || info.height == 0 {
-        return Err(corrupt("zero image dimension"));
-    }
-    Ok(Header {
-        width: u32::from(info.width),
-        height: u32::from(info.height),
-        orientation: exif_orientation(bytes).unwrap_or(Orientation::NoTransforms),
-        lossless: info.coding_process == CodingProcess::Lossless,
-    })
-}
-
-/// Start-of-scan markers in the file. Entropy-coded data escapes every `0xFF` byte (as
-/// `FF 00`), so each `FF DA` pair is a real marker.
-fn scans(bytes: &[u8]) -> usize {
-    memchr::memchr_iter(0xFF, bytes)
-        .filter(|&i| bytes.get(i + 1) == Some(&0xDA))
-        .count()
+    let lossless = info.coding_process == CodingProcess::Lossless;
+    Header::new(bytes, info.width.into(), info.height.into(), lossless)
 }
 
 /// Decodes to RGB at 1/`denom` scale (1, 2, 4 or 8), sides rounded up.
 pub(super) fn decode(bytes: &[u8], header: &Header, denom: u32) -> Result<Raster, ThumbnailError> {
-    if scans(bytes) > SCAN_LIMIT as usize {
-        return Err(corrupt(format!("more than {SCAN_LIMIT} scans")));
-    }
     let mut d = Decoder::new(bytes);
     let want = |side: u32| u16::try_from(side.div_ceil(denom)).map_err(corrupt);
     // The decoder picks the smallest of 1/8, 1/4, 1/2, 1 that reaches the size asked for.

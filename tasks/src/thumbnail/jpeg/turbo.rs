@@ -1,27 +1,18 @@
 //! The libjpeg-turbo backend (feature `turbojpeg`).
 
-use image::metadata::Orientation;
 use turbojpeg::{Colorspace, Compressor, Decompressor, Image, PixelFormat, ScalingFactor, Subsamp};
 
 use super::super::raster::Raster;
 use super::super::{Format, ThumbnailError};
-use super::{Header, SCAN_LIMIT, cmyk_to_rgb, corrupt, exif_orientation};
+use super::{Header, SCAN_LIMIT, cmyk_to_rgb, corrupt};
 
-pub(crate) fn read_header(bytes: &[u8]) -> Result<Header, ThumbnailError> {
+/// libjpeg-turbo 3 decodes lossless files itself, so `_lossless` picks nothing here.
+pub(super) fn read_header(bytes: &[u8], _lossless: bool) -> Result<Header, ThumbnailError> {
     let mut d = Decompressor::new().map_err(corrupt)?;
     let h = d.read_header(bytes).map_err(corrupt)?;
-    let width = u32::try_from(h.width).map_err(corrupt)?;
-    let height = u32::try_from(h.height).map_err(corrupt)?;
-    if width == 0 || height == 0 {
-        return Err(corrupt("zero image dimension"));
-    }
-    Ok(Header {
-        width,
-        height,
-        orientation: exif_orientation(bytes).unwrap_or(Orientation::NoTransforms),
-        lossless: h.is_lossless,
-        cmyk: matches!(h.colorspace, Colorspace::CMYK | Colorspace::YCCK),
-    })
+    let mut header = Header::new(bytes, h.width, h.height, h.is_lossless)?;
+    header.cmyk = matches!(h.colorspace, Colorspace::CMYK | Colorspace::YCCK);
+    Ok(header)
 }
 
 /// Decodes to RGB at 1/`denom` scale (1, 2, 4 or 8), sides rounded up.
