@@ -15,7 +15,8 @@ use flate2::write::ZlibEncoder;
 use image::codecs::gif::GifEncoder;
 use image::{Delay, DynamicImage, Frame, ImageBuffer, ImageFormat, Rgb, RgbImage, Rgba, RgbaImage};
 use offload_tasks::thumbnail::{Format, Thumbnail};
-use support::thumbnail::{UPRIGHT, crc32, decode, encode, quadrant_names, quadrants};
+use offload_test_hostile::crc32;
+use support::thumbnail::{UPRIGHT, decode, encode, quadrant_names, quadrants};
 
 /// The PNG thumbnail of `src` at `w` x `h` (its own size: no resampling).
 fn same_size_png(src: Vec<u8>, w: u32, h: u32) -> RgbaImage {
