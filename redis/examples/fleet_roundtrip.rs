@@ -6,6 +6,9 @@
 //! cargo run --release -p offload-redis --no-default-features --example fleet_roundtrip -- \
 //!     [seconds] [everysec|always] [worker threads]
 //! ```
+//!
+//! With `FLEET_COMMANDSTATS=1` it prints Redis's `INFO commandstats` after the throughput
+//! phase (calls and µs per command: where the server's time went).
 
 use std::time::{Duration, Instant};
 
@@ -69,6 +72,13 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     }
     let elapsed = started.elapsed().as_secs_f64();
     let throughput = total as f64 / elapsed;
+    if std::env::var_os("FLEET_COMMANDSTATS").is_some() {
+        // Where Redis spent its time in the throughput phase (warm-up included).
+        let stats = std::process::Command::new("redis-cli")
+            .args(["-p", &redis.port().to_string(), "INFO", "commandstats"])
+            .output()?;
+        eprintln!("{}", String::from_utf8_lossy(&stats.stdout));
+    }
 
     let mut latencies = Vec::new();
     let started = Instant::now();

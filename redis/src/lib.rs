@@ -12,6 +12,7 @@ mod fleet;
 mod keys;
 mod protocol;
 mod scripts;
+mod submitter;
 mod worker;
 
 pub use error::{ConnectError, TryRunError};
