@@ -154,12 +154,11 @@ async fn measure() -> Result<(), Box<dyn std::error::Error>> {
         drop(processes);
         *(if workers == 1 { &mut one } else { &mut two }) += took;
     }
-    let rate = |d: Duration| 2.0 * spins as f64 / d.as_secs_f64();
-    eprintln!(
-        "5 ms tasks: one worker process {:.0}/s, two {:.0}/s: {:.2}x",
-        rate(one),
-        rate(two),
-        one.as_secs_f64() / two.as_secs_f64()
+    report(
+        "5 ms tasks",
+        2 * spins,
+        ("one worker process", one),
+        ("two", two),
     );
 
     // Thumbnails: the local pool against one worker process, `threads` threads each.
@@ -178,12 +177,20 @@ async fn measure() -> Result<(), Box<dyn std::error::Error>> {
         remote += drive(&fleet, thumbs, callers, thumbnail.clone()).await?;
     }
     drop(process);
-    let rate = |d: Duration| 2.0 * thumbs as f64 / d.as_secs_f64();
-    eprintln!(
-        "thumbnails 1920x1280 -> 320, {threads} threads: local pool {:.1}/s, fleet {:.1}/s: {:.2}x",
-        rate(local),
-        rate(remote),
-        local.as_secs_f64() / remote.as_secs_f64()
-    );
+    let what = format!("thumbnails 1920x1280 -> 320, {threads} threads");
+    report(&what, 2 * thumbs, ("local pool", local), ("fleet", remote));
     Ok(())
+}
+
+/// Prints both rates of `jobs` jobs and the second's speed relative to the first.
+fn report(what: &str, jobs: usize, base: (&str, Duration), other: (&str, Duration)) {
+    let rate = |d: Duration| jobs as f64 / d.as_secs_f64();
+    eprintln!(
+        "{what}: {} {:.1}/s, {} {:.1}/s: {:.2}x",
+        base.0,
+        rate(base.1),
+        other.0,
+        rate(other.1),
+        base.1.as_secs_f64() / other.1.as_secs_f64()
+    );
 }

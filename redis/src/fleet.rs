@@ -27,8 +27,8 @@ use crate::submitter::Submitter;
 /// [`Pool::run`](offload::Pool::run) does on local threads.
 ///
 /// A `Fleet` is a cheap handle (`Clone + Send + Sync`). It keeps two connections to Redis
-/// (commands, and a blocking read of its own reply stream) and a task that routes replies
-/// to the waiting futures.
+/// (commands, and a blocking read of its own reply stream), a task that routes replies
+/// to the waiting futures, and one that batches inserts under load.
 ///
 /// # Examples
 ///

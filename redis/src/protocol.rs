@@ -26,9 +26,9 @@ pub(crate) struct Entry {
 }
 
 impl Entry {
-    /// The field/value pairs, in the order `XADD` gets them.
+    /// The field/value pairs, in the order `XADD` gets them (an empty trace is left out).
     pub(crate) fn into_fields(self) -> Vec<Vec<u8>> {
-        vec![
+        let mut fields = vec![
             b"job".to_vec(),
             self.job.into_bytes(),
             b"task".to_vec(),
@@ -37,11 +37,13 @@ impl Entry {
             self.reply.into_bytes(),
             b"deadline".to_vec(),
             self.deadline_ms.to_string().into_bytes(),
-            b"trace".to_vec(),
-            self.trace.into_bytes(),
             b"payload".to_vec(),
             self.payload,
-        ]
+        ];
+        if !self.trace.is_empty() {
+            fields.extend([b"trace".to_vec(), self.trace.into_bytes()]);
+        }
+        fields
     }
 
     /// Reads an entry back from its raw field/value pairs.
@@ -204,6 +206,11 @@ mod tests {
     fn entry_round_trip() {
         let entry = sample();
         assert_eq!(Entry::parse(&entry.clone().into_fields()), Ok(entry));
+        let traced = Entry {
+            trace: "handler@1:2".to_owned(),
+            ..sample()
+        };
+        assert_eq!(Entry::parse(&traced.clone().into_fields()), Ok(traced));
     }
 
     #[test]

@@ -496,7 +496,7 @@ async fn step(
     })
 }
 
-/// How one run ended, and what the finish script does about it.
+/// How one run ended, and what the work script does about it.
 enum Outcome {
     Output(Vec<u8>),
     Failed { attempts: u32, message: String },
@@ -753,9 +753,15 @@ fn step_call(
             .arg(message)
             .arg(attempts)
             .arg(output)
-            .arg(reply_index)
-            .arg(job.fields.len());
-        for field in &job.fields {
+            .arg(reply_index);
+        // Only a retry (re-queued from them) and a dead letter (kept with them) need the
+        // entry's fields; a completion sends none.
+        let fields: &[Vec<u8>] = match outcome {
+            Outcome::Retry { .. } | Outcome::Failed { .. } => &job.fields,
+            Outcome::Output(_) | Outcome::Discard => &[],
+        };
+        call.arg(fields.len());
+        for field in fields {
             call.arg(field.as_slice());
         }
     }

@@ -17,7 +17,7 @@
 --       divided by its thread count (its service time), 9 how many runs that time covers,
 --       10 number of finished runs, then per run: stream index, entry
 --       id, job id, mode, due ms (retry), message, attempts, output, reply key index into
---       KEYS (0: none), number of fields, the entry's fields.
+--       KEYS (0: none), number of fields, the entry's fields (for `retry` and `failed`).
 -- Returns {{1 or 0 per finished run (0: not the owner)},
 --          {{stream index, entry id, attempt, fields}...}, {last ids}, next due ms or -1}.
 local group, me = ARGV[1], ARGV[2]
