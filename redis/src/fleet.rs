@@ -16,19 +16,19 @@ use redis::aio::ConnectionManager;
 use serde::Serialize;
 use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore, oneshot};
 
-use crate::conn::{self, invoke};
+use crate::conn;
 use crate::error::{ConnectError, TryRunError};
 use crate::keys::Keys;
 use crate::protocol::{self, Entry, Reply};
-use crate::scripts;
+use crate::submitter::Submitter;
 
 /// The caller's side of a queue: `fleet.run(task).await` runs `task` on one of the worker
 /// processes serving the queue and resolves to its output, like
 /// [`Pool::run`](offload::Pool::run) does on local threads.
 ///
 /// A `Fleet` is a cheap handle (`Clone + Send + Sync`). It keeps two connections to Redis
-/// (commands, and a blocking read of its own reply stream) and a task that routes replies
-/// to the waiting futures.
+/// (commands, and a blocking read of its own reply stream), a task that routes replies
+/// to the waiting futures, and one that batches inserts under load.
 ///
 /// # Examples
 ///
@@ -78,6 +78,11 @@ struct Inner {
     caller: String,
     next_job: AtomicU64,
     in_flight: Arc<Semaphore>,
+    /// Sends this handle's inserts to Redis in batches.
+    submitter: Submitter,
+    /// A moving average of this handle's round trips (submit to result), in µs: the
+    /// retry hint when its in-flight limit refuses a task.
+    round_trip_us: AtomicU64,
     config: FleetBuilder,
 }
 
@@ -248,6 +253,12 @@ impl FleetBuilder {
             stop: Notify::new(),
         });
         let reply_key = keys.reply(&caller);
+        let submitter = Submitter::spawn(
+            conn.clone(),
+            keys.clone(),
+            self.backlog_cap,
+            self.command_timeout,
+        );
         tokio::spawn(read_replies(
             Arc::clone(&shared),
             reader_conn,
@@ -263,6 +274,8 @@ impl FleetBuilder {
                 caller,
                 next_job: AtomicU64::new(0),
                 in_flight: Arc::new(Semaphore::new(self.max_in_flight)),
+                round_trip_us: AtomicU64::new(0),
+                submitter,
                 config: self,
             }),
         })
@@ -318,7 +331,8 @@ impl Fleet {
             fleet: self.clone(),
             task,
             options: RunOptions::new(),
-            trace: String::new(),
+            trace: None,
+            span: tracing::Span::current(),
         }
     }
 
@@ -337,11 +351,12 @@ impl Fleet {
         task: T,
     ) -> Result<FleetHandle<T::Output>, TryRunError<T>> {
         let options = RunOptions::new().wait_for_room(false);
-        let (ticket, task) = match submit(&self.inner, task, &options, String::new()).await {
+        let trace = span_context(&tracing::Span::current());
+        let (ticket, task) = match submit(&self.inner, task, &options, trace).await {
             Ok(ticket) => ticket,
             Err((refusal, task)) => {
                 return Err(match refusal {
-                    Refusal::Full => TryRunError::Full(task),
+                    Refusal::Full(_) => TryRunError::Full(task),
                     Refusal::Closed => TryRunError::Closed(task),
                     Refusal::Unavailable(_) => TryRunError::Unavailable(task),
                     Refusal::Invalid(_) => TryRunError::Invalid(task),
@@ -478,7 +493,8 @@ impl Runner for Fleet {
         task: T,
         options: RunOptions,
     ) -> impl Future<Output = Result<T::Output, Error>> + Send + 'static {
-        run(Arc::clone(&self.inner), task, options, String::new())
+        let trace = span_context(&tracing::Span::current());
+        run(Arc::clone(&self.inner), task, options, trace)
     }
 }
 
@@ -488,7 +504,9 @@ pub struct FleetRun<T: Portable> {
     fleet: Fleet,
     task: T,
     options: RunOptions,
-    trace: String,
+    trace: Option<String>,
+    /// The caller's span when the run was made: its context goes with the job.
+    span: tracing::Span,
 }
 
 impl<T: Portable> FleetRun<T> {
@@ -514,9 +532,11 @@ impl<T: Portable> FleetRun<T> {
     }
 
     /// Carries a trace context (such as a W3C `traceparent`) to the worker, which records
-    /// it on the job's span. Default: none.
+    /// it as the `trace` field of the job's `offload_job` span. Default: the caller's
+    /// current [`tracing`] span when [`Fleet::run`] was called, as
+    /// `<span name>@<process id>:<span id>` (empty when no subscriber records spans).
     pub fn trace(mut self, context: impl Into<String>) -> FleetRun<T> {
-        self.trace = context.into();
+        self.trace = Some(context.into());
         self
     }
 }
@@ -526,7 +546,8 @@ impl<T: Portable> IntoFuture for FleetRun<T> {
     type IntoFuture = Pin<Box<dyn Future<Output = Result<T::Output, Error>> + Send>>;
 
     fn into_future(self) -> Self::IntoFuture {
-        Box::pin(run(self.fleet.inner, self.task, self.options, self.trace))
+        let trace = self.trace.unwrap_or_else(|| span_context(&self.span));
+        Box::pin(run(self.fleet.inner, self.task, self.options, trace))
     }
 }
 
@@ -562,7 +583,8 @@ impl<O> fmt::Debug for FleetHandle<O> {
 
 /// Why a task was not queued.
 enum Refusal {
-    Full,
+    /// A limit is reached; room is expected after the estimate given.
+    Full(Duration),
     Closed,
     Unavailable(String),
     Invalid(String),
@@ -572,6 +594,7 @@ enum Refusal {
 /// caller stops waiting.
 struct Ticket {
     _permit: OwnedSemaphorePermit,
+    submitted: Instant,
     reply: oneshot::Receiver<Reply>,
     guard: Waiting,
 }
@@ -648,7 +671,12 @@ impl Ticket {
             Err(_) => Err(Error::Closed),
         };
         match &result {
-            Ok(_) => bump(&counters.completed),
+            Ok(_) => {
+                bump(&counters.completed);
+                self.guard
+                    .inner
+                    .observe_round_trip(self.submitted.elapsed());
+            }
             Err(Error::Failed { .. }) => bump(&counters.failed),
             Err(Error::Unavailable { .. }) => bump(&counters.unavailable),
             Err(_) => {}
@@ -686,9 +714,9 @@ async fn run<T: Portable>(
     match ticket {
         Ok((ticket, _task)) => ticket.finish(name, limit).await,
         Err((refusal, _task)) => Err(match refusal {
-            Refusal::Full => Error::Overloaded {
+            Refusal::Full(retry_after) => Error::Overloaded {
                 task: name,
-                retry_after: Duration::from_secs(1),
+                retry_after,
             },
             Refusal::Closed => Error::Closed,
             Refusal::Unavailable(message) => Error::Unavailable { message },
@@ -724,7 +752,9 @@ async fn submit<T: Portable>(
             Err(tokio::sync::TryAcquireError::Closed) => return Err((Refusal::Closed, task)),
             Err(tokio::sync::TryAcquireError::NoPermits) => {
                 bump(&counters.refused);
-                return Err((Refusal::Full, task));
+                // Room comes as the jobs in flight complete: about one round trip.
+                let retry_after = hint(inner.round_trip_us.load(Ordering::Relaxed) as f64);
+                return Err((Refusal::Full(retry_after), task));
             }
         }
     };
@@ -768,27 +798,18 @@ async fn submit<T: Portable>(
         job,
         cancel_ttl: left.unwrap_or(Duration::from_secs(3600)) + Duration::from_secs(60),
     };
-    let target = &inner.keys.streams[Keys::stream_index(options.priority)];
-    let fields = entry.fields();
+    let stream = Keys::stream_index(options.priority);
+    let mut fields = entry.into_fields();
     let mut pause = Duration::from_millis(5);
     loop {
-        let mut call = scripts::SUBMIT.prepare_invoke();
-        for stream in &inner.keys.streams {
-            call.key(stream);
-        }
-        call.key(&inner.keys.delayed)
-            .key(target)
-            .arg(inner.config.backlog_cap);
-        for field in &fields {
-            call.arg(field.as_slice());
-        }
-        let added =
-            invoke::<(i64, i64)>(inner.conn.clone(), call, inner.config.command_timeout).await;
-        match added {
-            Ok((1, _)) => {
+        let (added, back) = inner.submitter.submit(stream, fields).await;
+        fields = back;
+        match added.as_deref() {
+            Ok([1, ..]) => {
                 bump(&counters.submitted);
                 let ticket = Ticket {
                     _permit: permit,
+                    submitted: now,
                     reply: rx,
                     guard,
                 };
@@ -798,17 +819,67 @@ async fn submit<T: Portable>(
                 tokio::time::sleep(pause).await;
                 pause = (pause * 2).min(Duration::from_millis(100));
             }
-            Ok(_) => {
+            Ok(refused) => {
                 forget(guard);
                 bump(&counters.refused);
-                return Err((Refusal::Full, task));
+                let at = |i: usize| refused.get(i).map_or(0, |&n| u64::try_from(n).unwrap_or(0));
+                let retry_after = queue_retry_after(at(1), at(2), at(3), at(4));
+                return Err((Refusal::Full(retry_after), task));
             }
             Err(e) => {
                 forget(guard);
                 bump(&counters.unavailable);
-                return Err((Refusal::Unavailable(e.to_string()), task));
+                return Err((Refusal::Unavailable(e.clone()), task));
             }
         }
+    }
+}
+
+/// The retry hint when the queue's backlog cap refuses a task: the time the live workers
+/// need to serve the backlog at their observed pace (`service_us` over `runs` is the mean
+/// time a worker spends per job, its threads counted), clamped to 10 ms ..= 60 s; 1 s
+/// while no worker has reported a run or none is live.
+fn queue_retry_after(backlog: u64, live_workers: u64, service_us: u64, runs: u64) -> Duration {
+    if runs == 0 || live_workers == 0 {
+        return Duration::from_secs(1);
+    }
+    let per_job_us = service_us as f64 / runs as f64;
+    hint(backlog as f64 * per_job_us / live_workers as f64)
+}
+
+/// `us` microseconds as a retry hint, clamped to 10 ms ..= 60 s (1 s when unknown).
+fn hint(us: f64) -> Duration {
+    if us.is_nan() || us <= 0.0 {
+        return Duration::from_secs(1);
+    }
+    Duration::from_secs_f64((us / 1e6).clamp(0.01, 60.0))
+}
+
+impl Inner {
+    /// Folds one completed round trip into the moving average (weight 1/8).
+    fn observe_round_trip(&self, took: Duration) {
+        let took = u64::try_from(took.as_micros()).unwrap_or(u64::MAX);
+        let _ = self
+            .round_trip_us
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |old| {
+                Some(if old == 0 {
+                    took
+                } else {
+                    old - old / 8 + took / 8
+                })
+            });
+    }
+}
+
+/// A span as a trace context a worker can record: `<name>@<process id>:<span id>`, which
+/// a log search joins with the caller's span (span ids are unique within a process while
+/// the span lives). Empty for a disabled span (no subscriber, or filtered out).
+fn span_context(span: &tracing::Span) -> String {
+    match (span.metadata(), span.id()) {
+        (Some(meta), Some(id)) => {
+            format!("{}@{}:{}", meta.name(), std::process::id(), id.into_u64())
+        }
+        _ => String::new(),
     }
 }
 
@@ -828,6 +899,9 @@ pub(crate) fn unique_id() -> String {
     format!("{}-{:016x}", std::process::id(), crate::random_u64())
 }
 
+/// How many replies the reader routes between two trims of its reply stream.
+const TRIM_EVERY: usize = 256;
+
 /// The reply reader: blocks on this caller's reply stream, routes each reply to its waiting
 /// future, trims what it read, and fails the waiting jobs when Redis stays unreachable
 /// longer than `grace`.
@@ -838,6 +912,7 @@ async fn read_replies(
     grace: Duration,
 ) {
     let mut last = "0-0".to_owned();
+    let mut untrimmed = 0usize;
     let mut down_since: Option<Instant> = None;
     let block = u64::try_from(conn::MAX_BLOCK.as_millis()).unwrap_or(1000);
     loop {
@@ -880,12 +955,12 @@ async fn read_replies(
                 continue;
             }
         };
-        let mut read_any = false;
+        let mut read = 0;
         for stream in protocol::items(value) {
             let mut parts = protocol::items(stream).into_iter().skip(1);
             let Some(list) = parts.next() else { continue };
             for (id, fields) in protocol::entries(list) {
-                read_any = true;
+                read += 1;
                 last = id;
                 let routed = protocol::parse_reply(&fields).and_then(|(job, reply)| {
                     let waiter = shared.waiting().remove(&job)?;
@@ -896,7 +971,11 @@ async fn read_replies(
                 }
             }
         }
-        if read_any {
+        untrimmed += read;
+        // Trimming costs a round trip before the next read: do it per few hundred replies,
+        // or when the stream went quiet (a read that timed out empty).
+        if untrimmed >= TRIM_EVERY || (read == 0 && untrimmed > 0) {
+            untrimmed = 0;
             // Everything up to `last` is routed: trim it (MINID keeps `last` itself, which
             // the next read starts after).
             let trimmed = redis::cmd("XTRIM")
@@ -909,5 +988,38 @@ async fn read_replies(
                 tracing::debug!(error = %e, "could not trim the reply stream");
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_retry_hint_is_the_backlogs_drain_time() {
+        // 10 runs took 10 ms of a worker's time: 1 ms a job; 100 jobs over 2 workers.
+        assert_eq!(
+            queue_retry_after(100, 2, 10_000, 10),
+            Duration::from_millis(50)
+        );
+        // Clamped both ways.
+        assert_eq!(queue_retry_after(1, 1, 10, 10), Duration::from_millis(10));
+        assert_eq!(
+            queue_retry_after(1_000_000, 1, 1_000_000, 1),
+            Duration::from_secs(60)
+        );
+        // Nothing known: one second.
+        assert_eq!(
+            queue_retry_after(100, 0, 10_000, 10),
+            Duration::from_secs(1)
+        );
+        assert_eq!(queue_retry_after(100, 2, 0, 0), Duration::from_secs(1));
+        assert_eq!(hint(0.0), Duration::from_secs(1));
+        assert_eq!(hint(f64::NAN), Duration::from_secs(1));
+    }
+
+    #[test]
+    fn a_span_context_names_the_span_and_is_empty_without_one() {
+        assert_eq!(span_context(&tracing::Span::none()), "");
     }
 }

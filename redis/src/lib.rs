@@ -1,10 +1,10 @@
 #![doc = include_str!("../README.md")]
 #![deny(missing_docs, missing_debug_implementations)]
 
-// The path of one job: `fleet` (admit, encode, the `submit` script) -> Redis stream ->
-// `worker` (the `take` script, the pool, the `finish` script) -> the caller's reply stream
-// -> `fleet`'s reply reader -> the waiting future. Leaves: `keys`, `protocol`, `scripts`,
-// `conn`, `error`.
+// The path of one job: `fleet` (admit, encode; `submitter` batches the `submit` script
+// calls) -> Redis stream -> `worker` (the `work` script takes it, the pool runs it, the
+// finisher's next `work` call records it) -> the caller's reply stream -> `fleet`'s reply
+// reader -> the waiting future. Leaves: `keys`, `protocol`, `scripts`, `conn`, `error`.
 
 mod conn;
 mod error;
@@ -12,6 +12,7 @@ mod fleet;
 mod keys;
 mod protocol;
 mod scripts;
+mod submitter;
 mod worker;
 
 pub use error::{ConnectError, TryRunError};

@@ -26,22 +26,24 @@ pub(crate) struct Entry {
 }
 
 impl Entry {
-    /// The field/value pairs, in the order `XADD` gets them.
-    pub(crate) fn fields(&self) -> Vec<Vec<u8>> {
-        vec![
+    /// The field/value pairs, in the order `XADD` gets them (an empty trace is left out).
+    pub(crate) fn into_fields(self) -> Vec<Vec<u8>> {
+        let mut fields = vec![
             b"job".to_vec(),
-            self.job.as_bytes().to_vec(),
+            self.job.into_bytes(),
             b"task".to_vec(),
-            self.task.as_bytes().to_vec(),
+            self.task.into_bytes(),
             b"reply".to_vec(),
-            self.reply.as_bytes().to_vec(),
+            self.reply.into_bytes(),
             b"deadline".to_vec(),
             self.deadline_ms.to_string().into_bytes(),
-            b"trace".to_vec(),
-            self.trace.as_bytes().to_vec(),
             b"payload".to_vec(),
-            self.payload.clone(),
-        ]
+            self.payload,
+        ];
+        if !self.trace.is_empty() {
+            fields.extend([b"trace".to_vec(), self.trace.into_bytes()]);
+        }
+        fields
     }
 
     /// Reads an entry back from its raw field/value pairs.
@@ -203,19 +205,24 @@ mod tests {
     #[test]
     fn entry_round_trip() {
         let entry = sample();
-        assert_eq!(Entry::parse(&entry.fields()), Ok(entry));
+        assert_eq!(Entry::parse(&entry.clone().into_fields()), Ok(entry));
+        let traced = Entry {
+            trace: "handler@1:2".to_owned(),
+            ..sample()
+        };
+        assert_eq!(Entry::parse(&traced.clone().into_fields()), Ok(traced));
     }
 
     #[test]
     fn malformed_entries_give_reasons() {
-        let mut fields = sample().fields();
+        let mut fields = sample().into_fields();
         fields.truncate(4);
         assert!(
             Entry::parse(&fields)
                 .unwrap_err()
                 .contains("no `deadline` field")
         );
-        let mut fields = sample().fields();
+        let mut fields = sample().into_fields();
         fields[7] = b"soon".to_vec();
         assert!(Entry::parse(&fields).unwrap_err().contains("deadline"));
         assert!(Entry::parse(&[b"job".to_vec()]).is_err());

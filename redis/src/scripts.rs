@@ -11,12 +11,10 @@ use crate::keys::{GROUP, Keys};
 /// Adds a job unless the backlog cap is reached.
 pub(crate) static SUBMIT: LazyLock<Script> =
     LazyLock::new(|| Script::new(include_str!("lua/submit.lua")));
-/// Promotes due retries, reclaims expired leases, reads new jobs.
-pub(crate) static TAKE: LazyLock<Script> =
-    LazyLock::new(|| Script::new(include_str!("lua/take.lua")));
-/// Owner-checked completion: reply, dead letter, retry or discard.
-pub(crate) static FINISH: LazyLock<Script> =
-    LazyLock::new(|| Script::new(include_str!("lua/finish.lua")));
+/// A worker's step: owner-checked completions (reply, dead letter, retry or discard) of the
+/// runs that ended, then due retries promoted, expired leases reclaimed, new jobs read.
+pub(crate) static WORK: LazyLock<Script> =
+    LazyLock::new(|| Script::new(include_str!("lua/work.lua")));
 /// A worker's heartbeat: lease renewal, lost and cancelled jobs, dead consumer cleanup.
 pub(crate) static RENEW: LazyLock<Script> =
     LazyLock::new(|| Script::new(include_str!("lua/renew.lua")));

@@ -6,15 +6,16 @@
 use std::collections::HashMap;
 use std::fmt;
 use std::future::Future;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use offload::{Pool, Portable};
 use redis::Value;
 use redis::aio::ConnectionManager;
-use tokio::sync::{OwnedSemaphorePermit, Semaphore, oneshot};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, oneshot};
 
-use crate::conn::{self, invoke};
+use crate::conn;
 use crate::error::ConnectError;
 use crate::fleet::unique_id;
 use crate::keys::{GROUP, Keys};
@@ -133,6 +134,7 @@ impl WorkerBuilder {
     /// As [`FleetBuilder::connect`](crate::FleetBuilder::connect).
     pub async fn connect(self, url: &str, queue: &str) -> Result<Worker, ConnectError> {
         let (keys, conn, blocking) = conn::open(url, queue, Duration::from_secs(2)).await?;
+        let (ended, ended_rx) = mpsc::unbounded_channel();
         Ok(Worker {
             ctx: Arc::new(Ctx {
                 consumer: unique_id(),
@@ -140,9 +142,12 @@ impl WorkerBuilder {
                 conn,
                 running: Mutex::new(HashMap::new()),
                 slots: Arc::new(Semaphore::new(self.pool.threads().max(1))),
+                taking: AtomicBool::new(true),
                 config: self,
             }),
             blocking,
+            ended,
+            ended_rx: Some(ended_rx),
         })
     }
 }
@@ -185,6 +190,10 @@ impl WorkerBuilder {
 pub struct Worker {
     ctx: Arc<Ctx>,
     blocking: ConnectionManager,
+    /// Where runs that ended go to be finished; every running job holds a clone, so the
+    /// finisher stops once the take loop and the last run are gone.
+    ended: mpsc::UnboundedSender<Ended>,
+    ended_rx: Option<mpsc::UnboundedReceiver<Ended>>,
 }
 
 impl fmt::Debug for Worker {
@@ -202,8 +211,11 @@ struct Ctx {
     conn: ConnectionManager,
     /// Jobs running now, by job id.
     running: Mutex<HashMap<String, Running>>,
-    /// One permit per pool thread: the loop takes only as many jobs as it holds permits.
+    /// One permit per pool thread, held from the take to the finish: jobs are taken only
+    /// for permits in hand, so this worker never holds more jobs than threads.
     slots: Arc<Semaphore>,
+    /// False once the worker shuts down: the finisher then only finishes.
+    taking: AtomicBool,
     config: WorkerBuilder,
 }
 
@@ -230,7 +242,7 @@ enum Stop {
     Lost,
 }
 
-/// A job the take script handed over.
+/// A job the work script handed over.
 struct Taken {
     stream: usize,
     id: String,
@@ -270,10 +282,24 @@ impl Worker {
         let ctx = Arc::clone(&self.ctx);
         let (stop_tx, stop_rx) = oneshot::channel::<()>();
         let heartbeat = tokio::spawn(heartbeat(Arc::clone(&ctx), stop_rx));
+        if let Some(ended) = self.ended_rx.take() {
+            tokio::spawn(finish_loop(Arc::clone(&ctx), ended, self.ended.downgrade()));
+        }
+        // Stops the finisher taking jobs however this future ends.
+        struct StopTaking(Arc<Ctx>);
+        impl Drop for StopTaking {
+            fn drop(&mut self) {
+                self.0.taking.store(false, Ordering::Release);
+            }
+        }
+        let stop_taking = StopTaking(Arc::clone(&ctx));
         tokio::select! {
             () = shutdown => {}
             () = self.take_loop() => {}
         }
+        drop(stop_taking);
+        drop(self);
+        // Every taken job holds a permit until its finish returned.
         let threads = u32::try_from(ctx.config.pool.threads().max(1)).unwrap_or(u32::MAX);
         if let Ok(all) = ctx.slots.acquire_many(threads).await {
             all.forget();
@@ -282,28 +308,32 @@ impl Worker {
         let _ = heartbeat.await;
     }
 
+    /// Takes jobs for the free threads; when there are none to take, blocks until a new
+    /// entry arrives. Under load the finisher takes most jobs (with the permits of the runs
+    /// it finishes); this loop fills threads that were idle.
     async fn take_loop(&mut self) {
         let ctx = Arc::clone(&self.ctx);
         let reclaim_every = ctx.config.lease / 2;
         let mut next_reclaim = Instant::now();
         let mut failures = 0u32;
         loop {
-            let free = ctx.slots.available_permits();
-            if free == 0 {
-                // Wait for a thread to free up, then count again.
-                if let Ok(permit) = ctx.slots.acquire().await {
-                    drop(permit);
+            let mut permits = free_permits(&ctx.slots);
+            if permits.is_empty() {
+                // Wait for a thread to free up, then gather every free one.
+                match Arc::clone(&ctx.slots).acquire_owned().await {
+                    Ok(permit) => permits.push(permit),
+                    Err(_) => return,
                 }
-                continue;
+                permits.extend(free_permits(&ctx.slots));
             }
             let reclaim = Instant::now() >= next_reclaim;
-            let taken = take(&ctx, free, reclaim).await;
-            let (jobs, last, due) = match taken {
-                Ok(t) => {
+            let step = match step(&ctx, &[], permits.len(), reclaim).await {
+                Ok(step) => {
                     failures = 0;
-                    t
+                    step
                 }
                 Err(e) => {
+                    drop(permits);
                     failures += 1;
                     if e.code() == Some("NOGROUP") {
                         let mut conn = ctx.conn.clone();
@@ -319,17 +349,8 @@ impl Worker {
             if reclaim {
                 next_reclaim = Instant::now() + reclaim_every;
             }
-            let took = jobs.len();
-            for job in jobs {
-                let Ok(permit) = Arc::clone(&ctx.slots).try_acquire_owned() else {
-                    // Cannot happen (only this loop takes permits for new jobs); the lease
-                    // hands the job to another worker if it does.
-                    tracing::error!("offload worker took more jobs than it has threads");
-                    break;
-                };
-                let (stop_tx, stop_rx) = oneshot::channel();
-                tokio::spawn(execute(Arc::clone(&ctx), job, permit, stop_tx, stop_rx));
-            }
+            let took = step.jobs.len();
+            start(&ctx, step.jobs, permits, &self.ended);
             if took > 0 {
                 continue;
             }
@@ -337,12 +358,12 @@ impl Worker {
             // retry falls due, or it is time to look for expired leases.
             let mut wait =
                 conn::MAX_BLOCK.min(next_reclaim.saturating_duration_since(Instant::now()));
-            if due >= 0 {
-                let until_due = (due as u64).saturating_sub(protocol::now_ms());
+            if step.due >= 0 {
+                let until_due = (step.due as u64).saturating_sub(protocol::now_ms());
                 wait = wait.min(Duration::from_millis(until_due));
             }
             if wait >= Duration::from_millis(1) {
-                self.wait_for_entries(&last, wait).await;
+                self.wait_for_entries(&step.last, wait).await;
             }
         }
     }
@@ -366,32 +387,67 @@ impl Worker {
     }
 }
 
-/// One call of the take script: the jobs, the streams' last ids, the next retry's due time.
-async fn take(
-    ctx: &Ctx,
-    free: usize,
-    reclaim: bool,
-) -> Result<(Vec<Taken>, Vec<String>, i64), redis::RedisError> {
-    let keys = &ctx.keys;
-    let mut call = scripts::TAKE.prepare_invoke();
-    for stream in &keys.streams {
-        call.key(stream);
+/// Every permit free now, without waiting.
+fn free_permits(slots: &Arc<Semaphore>) -> Vec<OwnedSemaphorePermit> {
+    std::iter::from_fn(|| Arc::clone(slots).try_acquire_owned().ok()).collect()
+}
+
+/// Starts one run per taken job, each with one of `permits`; the permits left over are
+/// released.
+fn start(
+    ctx: &Arc<Ctx>,
+    jobs: Vec<Taken>,
+    mut permits: Vec<OwnedSemaphorePermit>,
+    ended: &mpsc::UnboundedSender<Ended>,
+) {
+    for job in jobs {
+        let Some(permit) = permits.pop() else {
+            // Cannot happen (the script takes at most one job per permit); the lease hands
+            // the job to another worker if it does.
+            tracing::error!("offload worker took more jobs than it has threads");
+            break;
+        };
+        let (stop_tx, stop_rx) = oneshot::channel();
+        tokio::spawn(execute(
+            Arc::clone(ctx),
+            job,
+            permit,
+            (stop_tx, stop_rx),
+            ended.clone(),
+        ));
     }
-    call.key(&keys.delayed)
-        .key(&keys.attempts)
-        .key(&keys.errors)
-        .key(&keys.stats)
-        .key(&keys.dead)
-        .arg(GROUP)
-        .arg(&ctx.consumer)
-        .arg(free)
-        .arg(u64::try_from(ctx.config.lease.as_millis()).unwrap_or(u64::MAX))
-        .arg(if reclaim { "1" } else { "0" })
-        .arg(ctx.config.max_attempts)
-        .arg(keys.cancel_prefix());
+}
+
+/// What one call of the work script did.
+struct Step {
+    /// Per finished run: whether this worker still owned it (its end was recorded).
+    owned: Vec<bool>,
+    jobs: Vec<Taken>,
+    /// The streams' last ids (when nothing was taken), to block on.
+    last: Vec<String>,
+    /// When the next retry falls due (ms since the epoch), or -1.
+    due: i64,
+}
+
+/// One call of the work script: records the runs in `ended`, then takes up to `n` jobs.
+async fn step(
+    ctx: &Ctx,
+    ended: &[Ended],
+    n: usize,
+    reclaim: bool,
+) -> Result<Step, redis::RedisError> {
     let mut conn = ctx.conn.clone();
-    let value: Value = call.invoke_async(&mut conn).await?;
+    let value: Value = step_call(ctx, ended, n, reclaim)
+        .invoke_async(&mut conn)
+        .await?;
     let mut parts = protocol::items(value).into_iter();
+    let owned = parts
+        .next()
+        .map(protocol::items)
+        .unwrap_or_default()
+        .iter()
+        .map(|v| protocol::int(v) == 1)
+        .collect();
     let jobs = parts
         .next()
         .map(protocol::items)
@@ -432,10 +488,15 @@ async fn take(
     } else {
         vec!["0-0".to_owned(); 3]
     };
-    Ok((jobs, last, due))
+    Ok(Step {
+        owned,
+        jobs,
+        last,
+        due,
+    })
 }
 
-/// How one run ended, and what the finish script does about it.
+/// How one run ended, and what the work script does about it.
 enum Outcome {
     Output(Vec<u8>),
     Failed { attempts: u32, message: String },
@@ -443,53 +504,115 @@ enum Outcome {
     Discard,
 }
 
-/// Runs one taken job to its end and finishes it.
+/// A run that ended, on its way to the finisher with its thread's permit.
+struct Ended {
+    job: Taken,
+    job_id: String,
+    reply: String,
+    outcome: Outcome,
+    /// How long it held its thread (zero when it did not run).
+    busy: Duration,
+    permit: OwnedSemaphorePermit,
+}
+
+/// Runs one taken job to its end and hands it to the finisher.
 async fn execute(
     ctx: Arc<Ctx>,
     job: Taken,
-    _permit: OwnedSemaphorePermit,
-    stop_tx: oneshot::Sender<Stop>,
-    stop_rx: oneshot::Receiver<Stop>,
+    permit: OwnedSemaphorePermit,
+    (stop_tx, stop_rx): (oneshot::Sender<Stop>, oneshot::Receiver<Stop>),
+    ended: mpsc::UnboundedSender<Ended>,
 ) {
-    let mut entry = match Entry::parse(&job.fields) {
-        Ok(entry) => entry,
+    let (job_id, reply, outcome, busy) = match Entry::parse(&job.fields) {
+        Ok(mut entry) => {
+            ctx.running().insert(
+                entry.job.clone(),
+                Running {
+                    stream: job.stream,
+                    id: job.id.clone(),
+                    stop: Some(stop_tx),
+                },
+            );
+            let span = tracing::info_span!(
+                "offload_job",
+                job = %entry.job,
+                task = %entry.task,
+                attempt = job.attempt,
+                trace = %entry.trace,
+            );
+            let run = run_entry(
+                Arc::clone(&ctx),
+                entry.task.clone(),
+                std::mem::take(&mut entry.payload),
+                entry.deadline_ms,
+                job.attempt,
+                stop_rx,
+            );
+            let started = Instant::now();
+            let outcome = tracing::Instrument::instrument(run, span).await;
+            let busy = started.elapsed();
+            ctx.running().remove(&entry.job);
+            // Lost to another worker: nothing may be written.
+            let Some(outcome) = outcome else { return };
+            (entry.job, entry.reply, outcome, busy)
+        }
         Err(reason) => {
-            let job_id = String::new();
             let outcome = Outcome::Failed {
                 attempts: job.attempt,
                 message: reason,
             };
-            finish(ctx, job, job_id, String::new(), outcome).await;
-            return;
+            (String::new(), String::new(), outcome, Duration::ZERO)
         }
     };
-    ctx.running().insert(
-        entry.job.clone(),
-        Running {
-            stream: job.stream,
-            id: job.id.clone(),
-            stop: Some(stop_tx),
-        },
-    );
-    let span = tracing::info_span!(
-        "offload_job",
-        job = %entry.job,
-        task = %entry.task,
-        attempt = job.attempt,
-        trace = %entry.trace,
-    );
-    let run = run_entry(
-        Arc::clone(&ctx),
-        entry.task.clone(),
-        std::mem::take(&mut entry.payload),
-        entry.deadline_ms,
-        job.attempt,
-        stop_rx,
-    );
-    let outcome = tracing::Instrument::instrument(run, span).await;
-    ctx.running().remove(&entry.job);
-    if let Some(outcome) = outcome {
-        finish(ctx, job, entry.job, entry.reply, outcome).await;
+    let end = Ended {
+        job,
+        job_id,
+        reply,
+        outcome,
+        busy,
+        permit,
+    };
+    if ended.send(end).is_err() {
+        // Only when the runtime is shutting down: the lease hands the job on.
+        tracing::debug!("offload worker's finisher is gone; the job is left to its lease");
+    }
+}
+
+/// The finisher: records ended runs in batches (everything that ended while the previous
+/// call was out), one work-script call per batch, and takes new jobs in the same call with
+/// the batch's permits. Stops once every sender is gone.
+async fn finish_loop(
+    ctx: Arc<Ctx>,
+    mut ended: mpsc::UnboundedReceiver<Ended>,
+    sender: mpsc::WeakUnboundedSender<Ended>,
+) {
+    let mut batch = Vec::new();
+    while ended.recv_many(&mut batch, MAX_BATCH).await > 0 {
+        // Take only while the worker runs (and can still start runs).
+        let more = sender
+            .upgrade()
+            .filter(|_| ctx.taking.load(Ordering::Acquire));
+        let n = if more.is_some() { batch.len() } else { 0 };
+        let mut result = step(&ctx, &batch, n, false).await;
+        if matches!(&result, Err(e) if conn::is_transient(e)) {
+            // The first call may have gone through with its answer lost; retry the
+            // finishes alone (the lease hands any job it took on).
+            let budget = ctx.config.command_timeout;
+            result = conn::retry(budget, || step(&ctx, &batch, 0, false)).await;
+        }
+        let mut permits = Vec::with_capacity(batch.len());
+        for (i, end) in batch.drain(..).enumerate() {
+            let recorded = match &result {
+                Ok(step) => Ok(step.owned.get(i).copied().unwrap_or(false)),
+                Err(e) => Err(e),
+            };
+            log_finish(recorded, &end.job_id, &end.outcome);
+            permits.push(end.permit);
+        }
+        match (result, more) {
+            (Ok(step), Some(sender)) => start(&ctx, step.jobs, permits, &sender),
+            _ => drop(permits),
+        }
     }
 }
 
@@ -561,63 +684,97 @@ fn backoff(base: Duration, attempt: u32) -> Duration {
     exp.mul_f64(jitter).min(Duration::from_secs(3600))
 }
 
-/// The finish script, retried through a Redis outage for the command timeout.
-async fn finish(ctx: Arc<Ctx>, job: Taken, job_id: String, reply: String, outcome: Outcome) {
-    let (call, dead_letter) = finish_call(&ctx, &job, &job_id, reply, outcome);
-    let result = invoke::<i64>(ctx.conn.clone(), call, ctx.config.command_timeout).await;
-    log_finish(&result, &job_id, dead_letter);
-}
+/// The most ended runs one work-script call records.
+const MAX_BATCH: usize = 64;
 
-/// The finish script's invocation, and the dead letter's reason when it writes one.
-fn finish_call(
+/// The work script's invocation: the ended runs' records, then the take.
+fn step_call(
     ctx: &Ctx,
-    job: &Taken,
-    job_id: &str,
-    reply: String,
-    outcome: Outcome,
-) -> (redis::ScriptInvocation<'static>, Option<String>) {
+    ended: &[Ended],
+    n: usize,
+    reclaim: bool,
+) -> redis::ScriptInvocation<'static> {
     let keys = &ctx.keys;
-    let (mode, due, message, attempts, output) = match outcome {
-        Outcome::Output(bytes) => ("ok", 0, String::new(), job.attempt, bytes),
-        Outcome::Failed { attempts, message } => ("failed", 0, message, attempts, Vec::new()),
-        Outcome::Retry { due_ms, message } => ("retry", due_ms, message, job.attempt, Vec::new()),
-        Outcome::Discard => ("discard", 0, String::new(), job.attempt, Vec::new()),
-    };
-    // A reply key outside this queue's slot is not written to (malformed or hostile entry).
-    let reply = if reply.starts_with(&keys.reply("")) {
-        reply
-    } else {
-        String::new()
-    };
-    let mut call = scripts::FINISH.prepare_invoke();
-    call.key(&keys.streams[job.stream])
+    let mut call = scripts::WORK.prepare_invoke();
+    for stream in &keys.streams {
+        call.key(stream);
+    }
+    call.key(&keys.delayed)
         .key(&keys.attempts)
         .key(&keys.errors)
         .key(&keys.stats)
         .key(&keys.dead)
-        .key(&keys.delayed)
-        .key(reply)
         .arg(GROUP)
         .arg(&ctx.consumer)
-        .arg(&job.id)
-        .arg(job_id)
-        .arg(mode)
-        .arg(job.stream + 1)
-        .arg(due)
-        .arg(&message)
-        .arg(attempts)
-        .arg(output.as_slice());
-    for field in &job.fields {
-        call.arg(field.as_slice());
+        .arg(n)
+        .arg(u64::try_from(ctx.config.lease.as_millis()).unwrap_or(u64::MAX))
+        .arg(if reclaim { "1" } else { "0" })
+        .arg(ctx.config.max_attempts)
+        .arg(keys.cancel_prefix());
+    // The retry hint's input: time per job on one of this worker's threads, divided by
+    // the threads (the pace at which this worker as a whole serves jobs).
+    let ran = ended.iter().filter(|e| !e.busy.is_zero());
+    let busy_us: u128 = ran.clone().map(|e| e.busy.as_micros()).sum();
+    let threads = ctx.config.pool.threads().max(1) as u128;
+    call.arg(u64::try_from(busy_us / threads).unwrap_or(u64::MAX))
+        .arg(ran.count())
+        .arg(ended.len());
+    // Reply keys go in KEYS (Redis Cluster routes by them), each once.
+    let own = keys.reply("");
+    let mut replies: Vec<&str> = Vec::new();
+    for end in ended {
+        let Ended { job, outcome, .. } = end;
+        let (mode, due, message, attempts, output): (_, u64, &str, u32, &[u8]) = match outcome {
+            Outcome::Output(bytes) => ("ok", 0, "", job.attempt, bytes),
+            Outcome::Failed { attempts, message } => ("failed", 0, message, *attempts, &[]),
+            Outcome::Retry { due_ms, message } => ("retry", *due_ms, message, job.attempt, &[]),
+            Outcome::Discard => ("discard", 0, "", job.attempt, &[]),
+        };
+        // A reply key outside this queue's slot is not written to (malformed or hostile
+        // entry).
+        let reply_index = if end.reply.starts_with(&own) {
+            let at = match replies.iter().position(|r| *r == end.reply) {
+                Some(at) => at,
+                None => {
+                    call.key(&end.reply);
+                    replies.push(&end.reply);
+                    replies.len() - 1
+                }
+            };
+            9 + at
+        } else {
+            0
+        };
+        call.arg(job.stream + 1)
+            .arg(&job.id)
+            .arg(&end.job_id)
+            .arg(mode)
+            .arg(due)
+            .arg(message)
+            .arg(attempts)
+            .arg(output)
+            .arg(reply_index);
+        // Only a retry (re-queued from them) and a dead letter (kept with them) need the
+        // entry's fields; a completion sends none.
+        let fields: &[Vec<u8>] = match outcome {
+            Outcome::Retry { .. } | Outcome::Failed { .. } => &job.fields,
+            Outcome::Output(_) | Outcome::Discard => &[],
+        };
+        call.arg(fields.len());
+        for field in fields {
+            call.arg(field.as_slice());
+        }
     }
-    (call, (mode == "failed").then_some(message))
+    call
 }
 
-fn log_finish(result: &Result<i64, redis::RedisError>, job: &str, dead_letter: Option<String>) {
-    match (result, dead_letter) {
-        (Ok(1), Some(reason)) => tracing::warn!(job, %reason, "offload job dead-lettered"),
-        (Ok(1), None) => {}
-        (Ok(_), _) => tracing::info!(job, "offload job lost to another worker; result dropped"),
+fn log_finish(recorded: Result<bool, &redis::RedisError>, job: &str, outcome: &Outcome) {
+    match (recorded, outcome) {
+        (Ok(true), Outcome::Failed { message, .. }) => {
+            tracing::warn!(job, reason = %message, "offload job dead-lettered");
+        }
+        (Ok(true), _) => {}
+        (Ok(false), _) => tracing::info!(job, "offload job lost to another worker; result dropped"),
         (Err(e), _) => tracing::warn!(
             job,
             error = %e,

@@ -83,6 +83,40 @@ async fn the_backlog_cap_refuses_and_never_trims() {
     worker.stop().await;
 }
 
+#[tokio::test]
+async fn a_refusals_retry_hint_is_the_backlogs_drain_time() {
+    let Some(redis) = RedisServer::start() else {
+        return;
+    };
+    let url = redis.url();
+    let fleet = Fleet::builder()
+        .backlog_cap(3)
+        .connect(&url, "q")
+        .await
+        .expect("connects");
+    // A one-thread worker serves 20 ms jobs, then stops (still live within its lease).
+    let worker = support::spawn_worker(support::worker(1, 5_000), &url, "q").await;
+    for _ in 0..3 {
+        assert!(fleet.run(Sleep { ms: 20 }).await.is_ok());
+    }
+    worker.stop().await;
+    let queued: Vec<_> = futures::future::join_all((0..3).map(|_| fleet.try_run(Sleep { ms: 20 })))
+        .await
+        .into_iter()
+        .map(|h| h.expect("under the cap"))
+        .collect();
+    let err = fleet
+        .run_with(Sleep { ms: 20 }, RunOptions::new().wait_for_room(false))
+        .await
+        .unwrap_err();
+    // Three jobs of at least 20 ms each for one live worker: at least 60 ms, and not the
+    // one-second guess used when nothing is known.
+    let hint = err.retry_after().expect("a hint");
+    assert!(hint >= Duration::from_millis(60), "{hint:?}");
+    assert!(hint < Duration::from_secs(1), "{hint:?}");
+    drop(queued);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_worker_holds_no_more_jobs_than_free_threads() {
     let Some(redis) = RedisServer::start() else {

@@ -1,0 +1,189 @@
+-- One step of a worker, in one round trip: end the runs it finished (each owner-checked),
+-- then take up to n jobs, highest priority first. A worker that lost a job's lease (paused,
+-- partitioned) and resumed can neither ack that job nor reply to it.
+--
+-- Ending a run, by mode: `ok` replies with the output; `failed` dead-letters the job and
+-- replies with the error; `retry` parks the job in the delayed set until its backoff is
+-- due; `discard` drops it (cancelled, or its deadline passed while it ran).
+-- Taking: due retries are promoted, then (when asked) entries whose lease expired are
+-- claimed from lost workers, then new entries are read. Cancelled and expired jobs are
+-- dropped here, unrun; a job started more than max_attempts times (its workers kept dying)
+-- goes to the dead letters.
+--
+-- KEYS: 1-3 job streams, 4 delayed, 5 attempts, 6 errors, 7 stats, 8 dead,
+--       9.. the reply streams the finished runs name.
+-- ARGV: 1 group, 2 consumer, 3 n, 4 lease ms, 5 reclaim (1/0), 6 max attempts,
+--       7 cancel key prefix, 8 the finished runs' time on the worker's threads, in µs
+--       divided by its thread count (its service time), 9 how many runs that time covers,
+--       10 number of finished runs, then per run: stream index, entry
+--       id, job id, mode, due ms (retry), message, attempts, output, reply key index into
+--       KEYS (0: none), number of fields, the entry's fields (for `retry` and `failed`).
+-- Returns {{1 or 0 per finished run (0: not the owner)},
+--          {{stream index, entry id, attempt, fields}...}, {last ids}, next due ms or -1}.
+local group, me = ARGV[1], ARGV[2]
+local n, lease, max_attempts = tonumber(ARGV[3]), ARGV[4], tonumber(ARGV[6])
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+
+local counts = {}
+local function count(stat, by)
+    counts[stat] = (counts[stat] or 0) + by
+end
+
+-- Ending runs. Acks and deletes are gathered per stream; reply keys are touched once.
+local acked = {{}, {}, {}}
+local touched = {}
+local ended = {}
+local k = 11
+for _ = 1, tonumber(ARGV[10]) do
+    local i, id, job, mode = tonumber(ARGV[k]), ARGV[k + 1], ARGV[k + 2], ARGV[k + 3]
+    local due, message, attempts, output = ARGV[k + 4], ARGV[k + 5], ARGV[k + 6], ARGV[k + 7]
+    local reply = tonumber(ARGV[k + 8])
+    local first, last = k + 10, k + 9 + tonumber(ARGV[k + 9])
+    k = last + 1
+    local owner = redis.call('XPENDING', KEYS[i], group, id, id, 1)
+    if #owner == 0 or owner[1][2] ~= me then
+        count('lost', 1)
+        table.insert(ended, 0)
+    else
+        table.insert(ended, 1)
+        table.insert(acked[i], id)
+        local reply_key = reply > 0 and KEYS[reply] or nil
+        if mode == 'retry' then
+            redis.call('HSET', KEYS[6], job, message)
+            redis.call('ZADD', KEYS[4], due, cmsgpack.pack({i, unpack(ARGV, first, last)}))
+            count('retried', 1)
+        else
+            redis.call('HDEL', KEYS[5], job)
+            redis.call('HDEL', KEYS[6], job)
+            if mode == 'ok' then
+                count('completed', 1)
+                if reply_key then
+                    redis.call('XADD', reply_key, '*', 'job', job, 'kind', 'ok', 'output', output)
+                end
+            elseif mode == 'failed' then
+                count('dead_lettered', 1)
+                redis.call('XADD', KEYS[8], '*', 'reason', message, 'attempts', attempts,
+                    unpack(ARGV, first, last))
+                if reply_key then
+                    redis.call('XADD', reply_key, '*', 'job', job, 'kind', 'failed',
+                        'attempts', attempts, 'message', message)
+                end
+            else
+                count('cancelled', 1)
+            end
+            if reply_key then
+                touched[reply_key] = true
+            end
+        end
+    end
+end
+for i = 1, 3 do
+    if #acked[i] > 0 then
+        redis.call('XACK', KEYS[i], group, unpack(acked[i]))
+        redis.call('XDEL', KEYS[i], unpack(acked[i]))
+    end
+end
+
+-- Taking.
+for _, member in ipairs(redis.call('ZRANGEBYSCORE', KEYS[4], '-inf', now, 'LIMIT', 0, 100)) do
+    local held = cmsgpack.unpack(member)
+    redis.call('XADD', KEYS[held[1]], '*', unpack(held, 2))
+    redis.call('ZREM', KEYS[4], member)
+end
+
+local out = {}
+local function drop(stream, id, job, stat)
+    redis.call('XACK', stream, group, id)
+    redis.call('XDEL', stream, id)
+    if job then
+        redis.call('HDEL', KEYS[5], job)
+        redis.call('HDEL', KEYS[6], job)
+    end
+    count(stat, 1)
+end
+local function consider(i, id, fields)
+    local job, reply, deadline
+    for f = 1, #fields, 2 do
+        local name = fields[f]
+        if name == 'job' then job = fields[f + 1]
+        elseif name == 'reply' then reply = fields[f + 1]
+        elseif name == 'deadline' then deadline = tonumber(fields[f + 1]) end
+    end
+    if not job then
+        -- Malformed: the worker dead-letters it with the reason.
+        table.insert(out, {i, id, 0, fields})
+        return
+    end
+    if redis.call('EXISTS', ARGV[7] .. job) == 1 then
+        return drop(KEYS[i], id, job, 'cancelled')
+    end
+    if deadline and deadline > 0 and deadline < now then
+        return drop(KEYS[i], id, job, 'expired')
+    end
+    local attempt = redis.call('HINCRBY', KEYS[5], job, 1)
+    if attempt > max_attempts then
+        local message = redis.call('HGET', KEYS[6], job)
+            or 'the worker running it was lost (its lease expired)'
+        local tried = tostring(attempt - 1)
+        redis.call('XADD', KEYS[8], '*', 'reason', message, 'attempts', tried, unpack(fields))
+        if reply and reply ~= '' then
+            redis.call('XADD', reply, '*', 'job', job, 'kind', 'failed',
+                'attempts', tried, 'message', message)
+            touched[reply] = true
+        end
+        return drop(KEYS[i], id, job, 'dead_lettered')
+    end
+    table.insert(out, {i, id, attempt, fields})
+end
+
+if n > 0 and ARGV[5] == '1' then
+    for i = 1, 3 do
+        -- A bounded scan of the whole pending list, from its start.
+        local cursor, rounds = '0-0', 0
+        while #out < n and rounds < 10 and redis.call('EXISTS', KEYS[i]) == 1 do
+            local r = redis.call('XAUTOCLAIM', KEYS[i], group, me, lease, cursor,
+                'COUNT', n - #out)
+            for _, e in ipairs(r[2]) do
+                if e[2] then
+                    count('redelivered', 1)
+                    consider(i, e[1], e[2])
+                end
+            end
+            cursor, rounds = r[1], rounds + 1
+            if cursor == '0-0' then break end
+        end
+    end
+end
+for i = 1, 3 do
+    if #out < n then
+        local r = redis.call('XREADGROUP', 'GROUP', group, me, 'COUNT', n - #out,
+            'STREAMS', KEYS[i], '>')
+        if r then
+            for _, e in ipairs(r[1][2]) do consider(i, e[1], e[2]) end
+        end
+    end
+end
+
+for key in pairs(touched) do
+    redis.call('PEXPIRE', key, 3600000)
+end
+if tonumber(ARGV[9]) > 0 then
+    count('service_us', tonumber(ARGV[8]))
+    count('service_runs', tonumber(ARGV[9]))
+end
+for stat, by in pairs(counts) do
+    redis.call('HINCRBY', KEYS[7], stat, by)
+end
+
+-- Where to wait from, needed only when nothing was taken (the worker then blocks on XREAD).
+local last = {}
+if n > 0 and #out == 0 then
+    for i = 1, 3 do
+        local top = redis.call('XREVRANGE', KEYS[i], '+', '-', 'COUNT', 1)
+        last[i] = top[1] and top[1][1] or '0-0'
+    end
+end
+local first = redis.call('ZRANGE', KEYS[4], 0, 0, 'WITHSCORES')
+local due = first[2] and tonumber(first[2]) or -1
+return {ended, out, last, due}

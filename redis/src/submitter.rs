@@ -1,0 +1,145 @@
+//! The caller's insert batcher: a `Fleet`'s concurrent submissions go to Redis together, one
+//! script call (with one backlog check) per batch, a few batches in flight at once.
+//!
+// Implementation: at most `MAX_CALLS` submit calls are in flight. A request that finds a
+// call slot free is sent at once by its own task; otherwise it queues on an unbounded
+// channel (bounded in practice by the fleet's in-flight limit: each request holds a
+// permit), and the batcher task sends what queued, up to `MAX_BATCH`, as soon as a slot
+// frees (freed slots go to the waiting batcher first).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use redis::aio::ConnectionManager;
+use tokio::sync::{Semaphore, mpsc, oneshot};
+
+use crate::conn;
+use crate::keys::Keys;
+use crate::scripts;
+
+/// The most jobs one submit call carries.
+const MAX_BATCH: usize = 64;
+/// The most submit calls in flight at once.
+const MAX_CALLS: usize = 4;
+
+/// What the submit script answered for one job: `[1, backlog]` when added, else
+/// `[0, backlog, live workers, service µs, runs]`; or why Redis could not be asked.
+pub(crate) type Answer = Result<Vec<i64>, String>;
+
+struct Request {
+    stream: usize,
+    fields: Vec<Vec<u8>>,
+    /// The answer, and the fields back (for a caller that waits for room and tries again).
+    answer: oneshot::Sender<(Answer, Vec<Vec<u8>>)>,
+}
+
+/// The sending side; the batcher task stops when it is dropped.
+#[derive(Debug)]
+pub(crate) struct Submitter {
+    requests: mpsc::UnboundedSender<Request>,
+    target: Arc<Target>,
+}
+
+/// Where and how batches are sent.
+#[derive(Debug)]
+struct Target {
+    conn: ConnectionManager,
+    keys: Keys,
+    backlog_cap: u64,
+    budget: Duration,
+    /// One permit per call in flight.
+    calls: Arc<Semaphore>,
+}
+
+impl Submitter {
+    /// Starts the batcher on the current tokio runtime.
+    pub(crate) fn spawn(
+        conn: ConnectionManager,
+        keys: Keys,
+        backlog_cap: u64,
+        budget: Duration,
+    ) -> Submitter {
+        let (requests, queued) = mpsc::unbounded_channel();
+        let target = Arc::new(Target {
+            conn,
+            keys,
+            backlog_cap,
+            budget,
+            calls: Arc::new(Semaphore::new(MAX_CALLS)),
+        });
+        tokio::spawn(batch_loop(queued, Arc::clone(&target)));
+        Submitter { requests, target }
+    }
+
+    /// Adds one job (its entry's `fields`) to the stream numbered `stream`, unless the
+    /// backlog cap is reached. The fields come back with the answer (empty if the batcher
+    /// stopped).
+    pub(crate) async fn submit(
+        &self,
+        stream: usize,
+        fields: Vec<Vec<u8>>,
+    ) -> (Answer, Vec<Vec<u8>>) {
+        let (answer, answered) = oneshot::channel();
+        let request = Request {
+            stream,
+            fields,
+            answer,
+        };
+        // Uncontended: send it now, from this task (no hop through the batcher).
+        if let Ok(call) = Arc::clone(&self.target.calls).try_acquire_owned() {
+            send(&self.target, vec![request]).await;
+            drop(call);
+        } else if let Err(mpsc::error::SendError(request)) = self.requests.send(request) {
+            send(&self.target, vec![request]).await;
+        }
+        answered.await.unwrap_or_else(|_| {
+            // Only when the runtime is shutting down under this call.
+            (Err("the fleet's submitter stopped".to_owned()), Vec::new())
+        })
+    }
+}
+
+async fn batch_loop(mut queued: mpsc::UnboundedReceiver<Request>, target: Arc<Target>) {
+    loop {
+        let Ok(call) = Arc::clone(&target.calls).acquire_owned().await else {
+            return;
+        };
+        let mut batch = Vec::new();
+        if queued.recv_many(&mut batch, MAX_BATCH).await == 0 {
+            return;
+        }
+        let target = Arc::clone(&target);
+        tokio::spawn(async move {
+            send(&target, batch).await;
+            drop(call);
+        });
+    }
+}
+
+/// One submit call for `batch`; each request gets its answer.
+async fn send(target: &Target, batch: Vec<Request>) {
+    let keys = &target.keys;
+    let mut call = scripts::SUBMIT.prepare_invoke();
+    for stream in &keys.streams {
+        call.key(stream);
+    }
+    call.key(&keys.delayed)
+        .key(&keys.workers)
+        .key(&keys.stats)
+        .arg(target.backlog_cap)
+        .arg(batch.len());
+    for request in &batch {
+        call.arg(request.stream + 1).arg(request.fields.len());
+        for field in &request.fields {
+            call.arg(field.as_slice());
+        }
+    }
+    let answers = conn::invoke::<Vec<Vec<i64>>>(target.conn.clone(), call, target.budget).await;
+    for (i, request) in batch.into_iter().enumerate() {
+        let answer = match &answers {
+            Ok(all) => Ok(all.get(i).cloned().unwrap_or_default()),
+            Err(e) => Err(e.to_string()),
+        };
+        let _ = request.answer.send((answer, request.fields));
+    }
+}
