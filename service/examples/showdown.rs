@@ -5,6 +5,7 @@
 //! cargo run --release -p offload-service --example showdown -- --duration 20 --clients 16 --json
 //! cargo run --release -p offload-service --example showdown -- --task mixed
 //! cargo run --release -p offload-service --example showdown -- --overload --duration 3
+//! cargo run --release -p offload-service --example showdown -- --modes offload,fleet
 //! ```
 //!
 //! For each mode (`inline`: the work on the reactor thread, `blocking`: tokio's
@@ -15,12 +16,18 @@
 //! bundled 1920x1280 photo to `/thumbnail`), `report` (a generated CSV to `/report`), `pdf`
 //! (the same CSV to `/report.pdf`) or `mixed` (the three in turn).
 //!
+//! `fleet` (not in the default modes; needs `redis-server` on the PATH) starts a throwaway
+//! Redis and a worker process with as many pool threads as `offload`'s pool, and the service
+//! sends its tasks there (see `showdown/fleet.rs`).
+//!
 //! `--overload` runs the overload scenario instead (see `showdown/overload.rs`): it measures
 //! capacity with a few clients, then offers multiples of it with a 500 ms request deadline.
 
 // A command-line report: printing to stdout is its job.
 #![allow(clippy::print_stdout)]
 
+#[path = "showdown/fleet.rs"]
+mod fleet;
 #[path = "showdown/overload.rs"]
 mod overload;
 
@@ -67,7 +74,7 @@ struct Args {
         value_delimiter = ',',
         default_value = "inline,blocking,offload"
     )]
-    modes: Vec<Mode>,
+    modes: Vec<Contender>,
     /// The work each request asks for.
     #[arg(long, value_enum, default_value = "thumbnail")]
     task: Work,
@@ -103,6 +110,45 @@ struct Args {
     /// overload server, print `listening ADDR`, and stop when stdin closes.
     #[arg(long, value_enum, hide = true)]
     serve: Option<overload::Server>,
+    /// Internal (`fleet` runs its worker in a child process with it): serve the built-in
+    /// tasks from the fleet at this Redis URL, print `ready`, and stop when stdin closes.
+    #[arg(long, hide = true)]
+    fleet_worker: Option<String>,
+}
+
+/// Where a mode runs the service's work: one of the service's [`Mode`]s, or a Redis fleet.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+enum Contender {
+    /// On the reactor thread ([`Mode::Inline`]).
+    Inline,
+    /// On tokio's blocking pool ([`Mode::Blocking`]).
+    Blocking,
+    /// On an offload pool in the service ([`Mode::Offload`]).
+    Offload,
+    /// On a worker process through a Redis fleet (needs `redis-server` on the PATH).
+    Fleet,
+}
+
+impl Contender {
+    fn as_str(self) -> &'static str {
+        match self {
+            Contender::Inline => "inline",
+            Contender::Blocking => "blocking",
+            Contender::Offload => "offload",
+            Contender::Fleet => "fleet",
+        }
+    }
+
+    /// The service's mode when the work stays in its process; `None` for the fleet.
+    fn local(self) -> Option<Mode> {
+        match self {
+            Contender::Inline => Some(Mode::Inline),
+            Contender::Blocking => Some(Mode::Blocking),
+            Contender::Offload => Some(Mode::Offload),
+            Contender::Fleet => None,
+        }
+    }
 }
 
 /// What the load asks the service to do.
@@ -203,7 +249,7 @@ fn transactions_csv(rows: usize) -> Bytes {
 
 #[derive(Debug, serde::Serialize)]
 struct Outcome {
-    mode: Mode,
+    mode: Contender,
     task: Work,
     responses: u64,
     responses_per_s: f64,
@@ -223,11 +269,17 @@ fn main() -> anyhow::Result<()> {
     if let Some(server) = args.serve {
         return overload::serve(server, threads);
     }
+    if let Some(url) = &args.fleet_worker {
+        return fleet::work(url, threads);
+    }
     if args.overload {
         return overload::main(&args, threads);
     }
     if args.soak {
         return overload::soak(&args, threads);
+    }
+    if args.modes.contains(&Contender::Fleet) {
+        fleet::ensure_redis()?;
     }
     let duration = Duration::from_secs_f64(args.duration);
     let bar = progress_bar(duration * args.modes.len() as u32)?;
@@ -271,11 +323,13 @@ impl Running {
             .thread_name("server")
             .enable_all()
             .build()?;
-        let state = AppState::new(Config {
-            threads: Some(threads),
-            ..config
-        })?;
         let (addr, stop, served) = runtime.block_on(async {
+            // `connect` builds every configuration, a fleet's too.
+            let state = AppState::connect(Config {
+                threads: Some(threads),
+                ..config
+            })
+            .await?;
             let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
             let addr = listener.local_addr()?;
             let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
@@ -310,15 +364,28 @@ fn load_runtime() -> anyhow::Result<tokio::runtime::Runtime> {
         .build()?)
 }
 
-/// Starts the server for `mode`, loads it with closed-loop clients, and tears down.
-fn run_mode(mode: Mode, args: &Args, threads: usize, bar: &ProgressBar) -> anyhow::Result<Outcome> {
-    let server = Running::start(
-        Config {
-            mode,
-            ..Config::default()
-        },
-        threads,
-    )?;
+/// Starts the server for `mode` (and a fleet for it), loads it with closed-loop clients, and
+/// tears down; on an error too, as dropping a fleet kills it.
+fn run_mode(
+    mode: Contender,
+    args: &Args,
+    threads: usize,
+    bar: &ProgressBar,
+) -> anyhow::Result<Outcome> {
+    let (config, fleet) = match mode.local() {
+        Some(local) => (
+            Config {
+                mode: local,
+                ..Config::default()
+            },
+            None,
+        ),
+        None => {
+            let fleet = fleet::Fleet::start(threads)?;
+            (fleet.config(), Some(fleet))
+        }
+    };
+    let server = Running::start(config, threads)?;
     // The lag monitor covers exactly the loaded period.
     let lag = server.runtime.block_on(async {
         offload::ReactorLag::with_settings(Duration::from_millis(10), Duration::from_secs(3600))
@@ -329,6 +396,9 @@ fn run_mode(mode: Mode, args: &Args, threads: usize, bar: &ProgressBar) -> anyho
     let load = client_rt.block_on(closed_loop(&requests, args.clients, duration, bar));
     let lag = lag.snapshot();
     server.stop()?;
+    if let Some(fleet) = fleet {
+        fleet.stop()?;
+    }
     drop(client_rt);
     let load = load?;
     Ok(Outcome {
@@ -480,13 +550,22 @@ fn print_table(outcomes: &[Outcome], args: &Args, threads: usize) {
             o.errors
         );
     }
-    let find = |m: Mode| outcomes.iter().find(|o| o.mode == m);
-    if let (Some(inline), Some(offload)) = (find(Mode::Inline), find(Mode::Offload)) {
+    let find = |m: Contender| outcomes.iter().find(|o| o.mode == m);
+    if let (Some(inline), Some(offload)) = (find(Contender::Inline), find(Contender::Offload)) {
         println!();
         println!(
             "offload vs inline: /healthz p99 {:.1}x lower, responses/s {:.2}x",
             inline.healthz_p99_ms / offload.healthz_p99_ms.max(1e-9),
             offload.responses_per_s / inline.responses_per_s.max(1e-9)
+        );
+    }
+    if let (Some(offload), Some(fleet)) = (find(Contender::Offload), find(Contender::Fleet)) {
+        println!();
+        println!(
+            "fleet vs offload: responses/s {:.2}x, /healthz p99 {:.2} vs {:.2} ms",
+            fleet.responses_per_s / offload.responses_per_s.max(1e-9),
+            fleet.healthz_p99_ms,
+            offload.healthz_p99_ms
         );
     }
 }

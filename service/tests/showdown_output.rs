@@ -4,7 +4,7 @@
 #![allow(clippy::unwrap_used)]
 
 use std::io::Read;
-use std::process::{Command, Stdio};
+use std::process::{Command, ExitStatus, Stdio};
 use std::thread::JoinHandle;
 
 use offload_service_support::{PATIENCE, exit_within};
@@ -18,12 +18,17 @@ fn collect(mut pipe: impl Read + Send + 'static) -> JoinHandle<String> {
     })
 }
 
-/// Runs the showdown with `args` and returns its JSON output; fails the test if it fails.
-fn showdown(args: &[&str]) -> serde_json::Value {
+/// Runs the showdown with `args` (and `path` as its `PATH` if given): its exit status, stdout
+/// and stderr.
+fn run(args: &[&str], path: Option<&str>) -> (ExitStatus, String, String) {
     // `cargo test` builds every example before it runs a test, with the workspace's features;
     // run that binary directly. (`cargo run` from here would resolve features for this one
     // package and rebuild half the dependency tree inside the test's time budget.)
-    let mut child = Command::new(showdown_binary())
+    let mut command = Command::new(showdown_binary());
+    if let Some(path) = path {
+        command.env("PATH", path);
+    }
+    let mut child = command
         .args(args)
         .current_dir(env!("CARGO_MANIFEST_DIR"))
         .stdout(Stdio::piped())
@@ -33,7 +38,12 @@ fn showdown(args: &[&str]) -> serde_json::Value {
     let stdout = collect(child.stdout.take().unwrap());
     let stderr = collect(child.stderr.take().unwrap());
     let status = exit_within(&mut child, 4 * PATIENCE);
-    let (stdout, stderr) = (stdout.join().unwrap(), stderr.join().unwrap());
+    (status, stdout.join().unwrap(), stderr.join().unwrap())
+}
+
+/// Runs the showdown with `args` and returns its JSON output; fails the test if it fails.
+fn showdown(args: &[&str]) -> serde_json::Value {
+    let (status, stdout, stderr) = run(args, None);
     assert!(
         status.success(),
         "showdown failed: {status}\n{stderr}\n{stdout}"
@@ -50,37 +60,73 @@ fn number(row: &serde_json::Value, key: &str) -> f64 {
     v
 }
 
+/// Runs the showdown's modes with `--clients 2 --threads 2 --json` and `args`: the modes of
+/// its rows, in order, after checking every row did real work.
+fn modes(args: &[&str]) -> Vec<String> {
+    let args = [args, &["--clients", "2", "--threads", "2", "--json"]].concat();
+    let rows = showdown(&args);
+    let rows = rows.as_array().unwrap();
+    rows.iter().for_each(assert_real_work);
+    rows.iter()
+        .map(|r| r["mode"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+/// Every request of `row` was answered, and `/healthz` too.
+fn assert_real_work(row: &serde_json::Value) {
+    let number = |key: &str| number(row, key);
+    // Real work: the mode answered, and no request failed (a 503 or a refused connection
+    // counts as an error).
+    assert!(row["responses"].as_u64().unwrap() >= 1, "{row}");
+    assert!(number("responses_per_s") > 0.0, "{row}");
+    assert_eq!(row["errors"].as_u64(), Some(0), "{row}");
+    // The prober answered, and its percentiles are ordered.
+    assert!(row["healthz_samples"].as_u64().unwrap() >= 1, "{row}");
+    let (p50, p99, max) = (
+        number("healthz_p50_ms"),
+        number("healthz_p99_ms"),
+        number("healthz_max_ms"),
+    );
+    assert!(0.0 < max && p50 <= p99 && p99 <= max, "{row}");
+    number("reactor_lag_p99_ms");
+}
+
 #[test]
 fn smoke() {
-    let rows = showdown(&[
-        "--duration",
-        "0.3",
-        "--clients",
-        "2",
-        "--threads",
-        "2",
-        "--json",
-    ]);
-    let rows = rows.as_array().unwrap();
-    let modes: Vec<_> = rows.iter().map(|r| r["mode"].as_str().unwrap()).collect();
-    assert_eq!(modes, ["inline", "blocking", "offload"]);
-    for row in rows {
-        let number = |key: &str| number(row, key);
-        // Real work: every mode answered, and no request failed (a 503 or a refused
-        // connection counts as an error).
-        assert!(row["responses"].as_u64().unwrap() >= 1, "{row}");
-        assert!(number("responses_per_s") > 0.0, "{row}");
-        assert_eq!(row["errors"].as_u64(), Some(0), "{row}");
-        // The prober answered, and its percentiles are ordered.
-        assert!(row["healthz_samples"].as_u64().unwrap() >= 1, "{row}");
-        let (p50, p99, max) = (
-            number("healthz_p50_ms"),
-            number("healthz_p99_ms"),
-            number("healthz_max_ms"),
-        );
-        assert!(0.0 < max && p50 <= p99 && p99 <= max, "{row}");
-        number("reactor_lag_p99_ms");
-    }
+    assert_eq!(
+        modes(&["--duration", "0.3"]),
+        ["inline", "blocking", "offload"]
+    );
+}
+
+#[test]
+fn fleet_runs_the_same_load_on_a_redis_fleet() {
+    // The showdown starts its own Redis; this one only makes the test skip loudly where
+    // redis-server is missing (and fail under CI=true), as every Redis test does.
+    let Some(redis) = offload_test_redis::RedisServer::start() else {
+        return;
+    };
+    drop(redis);
+    assert_eq!(
+        modes(&["--modes", "offload,fleet", "--duration", "1"]),
+        ["offload", "fleet"]
+    );
+}
+
+#[test]
+fn fleet_without_redis_server_fails_with_what_to_do() {
+    // A PATH with nothing on it: no redis-server to find.
+    let (status, stdout, stderr) = run(
+        &["--modes", "offload,fleet", "--duration", "1", "--json"],
+        Some("/nonexistent/offload-showdown-test"),
+    );
+    assert!(!status.success(), "{stdout}");
+    assert!(
+        stderr.contains("fleet needs redis-server on the PATH"),
+        "{stderr}"
+    );
+    // It fails before any mode runs: no rows.
+    assert!(stdout.is_empty(), "{stdout}");
 }
 
 #[test]

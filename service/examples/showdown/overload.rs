@@ -20,6 +20,7 @@ use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use anyhow::Context as _;
 use hdrhistogram::Histogram;
 use hyper::StatusCode;
 use offload_service::{Config, Mode};
@@ -277,19 +278,15 @@ struct Child {
 impl Child {
     /// Starts `server` with `threads` threads and waits for its address.
     fn start(server: Server, threads: usize) -> anyhow::Result<Child> {
-        let mut process = Command::new(std::env::current_exe()?)
-            .args([
+        let (mut process, line) = spawn_self(
+            &[
                 "--serve",
                 server.as_str(),
                 "--threads",
                 &threads.to_string(),
-            ])
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .spawn()?;
-        let stdout = process.stdout.take().expect("stdout is piped");
-        let mut line = String::new();
-        BufReader::new(stdout).read_line(&mut line)?;
+            ],
+            server.as_str(),
+        )?;
         let addr = line
             .strip_prefix("listening ")
             .and_then(|a| a.trim().parse().ok());
@@ -313,6 +310,28 @@ impl Child {
         anyhow::ensure!(status.success(), "the server exited with {status}");
         Ok(())
     }
+}
+
+/// Runs this executable with `args`, stdin and stdout piped, and reads the first line it
+/// prints (how a child says it is ready); `what` names it in errors.
+pub(crate) fn spawn_self(
+    args: &[&str],
+    what: &str,
+) -> anyhow::Result<(std::process::Child, String)> {
+    let mut process = Command::new(std::env::current_exe()?)
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .with_context(|| format!("starting the {what}"))?;
+    let stdout = process.stdout.take().expect("stdout is piped");
+    let mut line = String::new();
+    if let Err(e) = BufReader::new(stdout).read_line(&mut line) {
+        let _ = process.kill();
+        let _ = process.wait();
+        return Err(e).with_context(|| format!("reading the {what}'s first line"));
+    }
+    Ok((process, line))
 }
 
 /// `--serve`: runs `server` until stdin closes, after printing `listening ADDR` for the
