@@ -56,7 +56,7 @@ echo "== machine: $(nproc) cores, load: $(cut -d' ' -f1-3 /proc/loadavg)"
 for threads in 1 2; do
   UV_THREADPOOL_SIZE=$threads node "$here/sharp-server.mjs" 0 >"$logs/sharp.$threads" 2>&1 &
   pids+=($!)
-  RUST_LOG=warn,offload_service=info "$service" --threads "$threads" --addr 127.0.0.1:0 \
+  RUST_LOG=warn,offload_service=info "$service" --threads "$threads" --cache-mb 0 --addr 127.0.0.1:0 \
     >"$logs/offload.$threads" 2>&1 &
   pids+=($!)
   sharp_port=$(port_from "$logs/sharp.$threads" 'listening [0-9]+')
