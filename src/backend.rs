@@ -166,6 +166,36 @@ impl Backend {
         }
     }
 
+    /// What submitting a task named `name` would meet now, reserving nothing (see
+    /// [`Pool::forecast`](crate::Pool::forecast)).
+    pub(crate) fn forecast(
+        &self,
+        name: &'static str,
+        cost: u64,
+        priority: Priority,
+        deadline: Option<Instant>,
+    ) -> Result<(), Error> {
+        let refused = match &self.kind {
+            Kind::Threads(scheduler) => {
+                let charge = Charge::new(self.recorder.expected_run(name), cost, priority);
+                scheduler.forecast(charge, deadline).err()
+            }
+            Kind::Inline(inline) => inline.is_closed().then_some(Refused::Closed),
+        };
+        match refused {
+            None => Ok(()),
+            Some(Refused::Closed) => Err(Error::Closed),
+            Some(Refused::Full) => Err(Error::Overloaded {
+                task: name,
+                retry_after: self.retry_after(),
+            }),
+            Some(Refused::Late(retry_after)) => Err(Error::Overloaded {
+                task: name,
+                retry_after,
+            }),
+        }
+    }
+
     /// A submitted task that runs on the thread that first polls its handle.
     fn deferred<O: Send + 'static>(
         &self,

@@ -91,8 +91,9 @@ pub(crate) trait Withdraw: Send + Sync + 'static {
 /// the scheduler reads without touching the task: its charge, when it was queued, whether it
 /// has a deadline.
 ///
-/// A job dropped without a finishing step ([`run`](Job::run), [`abandon`](Job::abandon),
-/// [`shed`](Job::shed)) resolves as closed, so its caller never waits on a job that is gone.
+/// A job dropped without a finishing step ([`run`](Job::run), [`shed`](Job::shed)) resolves
+/// as closed, so its caller never waits on a job that is gone: that is how the jobs of an
+/// abandoned pool end.
 pub(crate) struct Job {
     /// `None` once a finishing step took it.
     body: Option<Arc<dyn Body>>,
@@ -154,11 +155,6 @@ impl Job {
             Some(body) => body.run(recorder, now),
             None => now,
         }
-    }
-
-    /// The pool was dropped with this job still queued: it resolves as closed, unrun.
-    pub(crate) fn abandon(self) {
-        drop(self);
     }
 
     /// The queue-delay policy drops this job unrun: its caller learns it as overloaded.

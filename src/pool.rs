@@ -2,15 +2,16 @@
 
 use std::fmt;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use crate::backend::Backend;
 use crate::batch::RunAll;
 use crate::builder::Builder;
-use crate::error::TryRunError;
+use crate::error::{Error, TryRunError};
 use crate::handle::TaskHandle;
 use crate::lag::ReactorLag;
 use crate::metrics::{Counters, Metrics, Recorder};
+use crate::priority::Priority;
 use crate::run::Run;
 use crate::task::Task;
 
@@ -220,9 +221,52 @@ impl Pool {
 
     /// How long until the tasks in flight now have drained, predicted from recent run
     /// times: what a server refusing work puts in `Retry-After` (with some jitter, so that
-    /// refused clients do not all come back at once). One second before any task has run.
+    /// refused clients do not all come back at once). At least a millisecond, which is
+    /// also the answer before any task has run (no run times to predict from yet).
     pub fn retry_after(&self) -> Duration {
         self.backend.retry_after()
+    }
+
+    /// What a task named `name` (its [`Task::name`]) would meet if it were submitted now
+    /// with `priority`, `cost` (its [`Task::cost`]) and `deadline`, reserving nothing: a
+    /// read-only admission check for a caller that can still refuse cheaply, such as a
+    /// server that has not read a request's body yet (it knows the body's length from
+    /// `Content-Length` and the deadline from its own timeout).
+    ///
+    /// It is a forecast: by the time the task is submitted the queue may have filled, so
+    /// the submission can still be refused, and a refusal here may have turned into room.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Overloaded`] when the queue is full (in tasks or in cost) or, with
+    /// [deadline-aware admission](crate::Builder::deadline_admission), when the work queued
+    /// ahead would make the task finish past `deadline`; its `retry_after` is the predicted
+    /// drain time. [`Error::Closed`] once the pool is closed.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::{Duration, Instant};
+    /// use offload::{Error, Pool, Priority};
+    ///
+    /// let pool = Pool::builder().threads(1).build().expect("threads start");
+    /// let deadline = Instant::now() + Duration::from_millis(500);
+    /// // Nothing queued: a 4 MB upload would be admitted, so read it.
+    /// assert!(pool.forecast("thumbnail", 4 << 20, Priority::Normal, Some(deadline)).is_ok());
+    /// pool.close();
+    /// assert!(matches!(
+    ///     pool.forecast("thumbnail", 1, Priority::Normal, None),
+    ///     Err(Error::Closed)
+    /// ));
+    /// ```
+    pub fn forecast(
+        &self,
+        name: &'static str,
+        cost: u64,
+        priority: Priority,
+        deadline: Option<Instant>,
+    ) -> Result<(), Error> {
+        self.backend.forecast(name, cost, priority, deadline)
     }
 
     /// A snapshot of the pool's counters, queue depth and latency percentiles.

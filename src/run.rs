@@ -19,6 +19,9 @@ use crate::scheduler::RoomWait;
 use crate::task::Task;
 use crate::time::Timer;
 
+/// A refused task, with the backend that refused it.
+type Refused<T> = (TryRunError<T>, Arc<Backend>);
+
 /// A task about to be submitted, returned by [`Pool::run`](crate::Pool::run).
 ///
 /// Set options with [`priority`](Run::priority), [`timeout`](Run::timeout) and
@@ -90,14 +93,48 @@ impl<T: Task> Run<T> {
     /// # Errors
     ///
     /// [`TryRunError::Full`] when `queue_capacity` tasks are waiting already,
+    /// [`TryRunError::Overloaded`] when the task has a timeout or deadline that the work
+    /// queued ahead of it would make it miss (deadline-aware admission, see
+    /// [`Builder::deadline_admission`](crate::Builder::deadline_admission)),
     /// [`TryRunError::Closed`] after [`Pool::close`](crate::Pool::close) or
-    /// [`shutdown`](crate::Pool::shutdown). Either way the task comes back untouched and the
-    /// pool counts it as `rejected`.
-    pub fn try_submit(mut self) -> Result<TaskHandle<T::Output>, TryRunError<T>> {
+    /// [`shutdown`](crate::Pool::shutdown). In every case the task comes back untouched and
+    /// the pool counts it as `rejected`.
+    pub fn try_submit(self) -> Result<TaskHandle<T::Output>, TryRunError<T>> {
+        self.submit_now().map_err(|(refusal, _)| refusal)
+    }
+
+    /// Submits now; a refusal (counted `rejected`) comes back with the backend, which a
+    /// caller may still ask for [`retry_after`](Backend::retry_after).
+    fn submit_now(mut self) -> Result<TaskHandle<T::Output>, Refused<T>> {
         let deadline = self.options.deadline();
-        self.backend
+        match self
+            .backend
             .submit(self.task, &self.options, deadline, None)
-            .inspect_err(|_| self.backend.rejected(1))
+        {
+            Ok(handle) => Ok(handle),
+            Err(refusal) => {
+                self.backend.rejected(1);
+                Err((refusal, self.backend))
+            }
+        }
+    }
+
+    /// [`try_submit`](Run::try_submit), with a refusal as the error a caller that does not
+    /// wait for room learns: [`Error::Overloaded`] when the queue is full (retry after the
+    /// predicted drain time) or the deadline cannot be met, [`Error::Closed`] once closed.
+    pub(crate) fn submit_or_refuse(self) -> Result<TaskHandle<T::Output>, Error> {
+        let name = self.options.name;
+        self.submit_now().map_err(|(refusal, backend)| {
+            let (task, retry_after) = match refusal {
+                TryRunError::Full(task) => (task, backend.retry_after()),
+                TryRunError::Overloaded { task, retry_after } => (task, retry_after),
+                TryRunError::Closed(_) => return Error::Closed,
+            };
+            Error::Overloaded {
+                task: name.unwrap_or_else(|| task.name()),
+                retry_after,
+            }
+        })
     }
 }
 

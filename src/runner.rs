@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use crate::error::{Error, TryRunError};
+use crate::error::Error;
 use crate::pool::Pool;
 use crate::priority::Priority;
 use crate::task::Task;
@@ -158,23 +158,11 @@ impl Runner for Pool {
         if let Some(deadline) = options.deadline {
             run = run.deadline(deadline);
         }
-        let pool = self.clone();
         async move {
             if options.wait_for_room {
                 return run.await;
             }
-            match run.try_submit() {
-                Ok(handle) => handle.await,
-                Err(TryRunError::Full(task)) => Err(Error::Overloaded {
-                    task: task.name(),
-                    retry_after: pool.retry_after(),
-                }),
-                Err(TryRunError::Overloaded { task, retry_after }) => Err(Error::Overloaded {
-                    task: task.name(),
-                    retry_after,
-                }),
-                Err(_) => Err(Error::Closed),
-            }
+            run.submit_or_refuse()?.await
         }
     }
 }

@@ -37,6 +37,28 @@ async fn a_task_that_would_finish_past_its_deadline_is_refused_at_once() {
     // At least 60 x 20 ms = 1.2 s of work queued at normal priority.
     let queued: Vec<_> = (0..60).map(|_| pool.try_run(Spin(SPIN)).unwrap()).collect();
 
+    // The read-only forecast (a server's check before it reads a body) says the same, and
+    // reserves nothing.
+    let in_500ms = Instant::now() + Duration::from_millis(500);
+    let forecast = pool.forecast("spin", 1, Priority::Normal, Some(in_500ms));
+    let Err(Error::Overloaded {
+        task: "spin",
+        retry_after,
+    }) = forecast
+    else {
+        panic!("{forecast:?}");
+    };
+    assert!(
+        retry_after >= Duration::from_millis(1200),
+        "{retry_after:?}"
+    );
+    assert_eq!(
+        pool.forecast("spin", 1, Priority::High, Some(in_500ms)),
+        Ok(())
+    );
+    assert_eq!(pool.forecast("spin", 1, Priority::Normal, None), Ok(()));
+    assert_eq!((pool.queued(), pool.metrics().rejected), (60, 0));
+
     let started = Instant::now();
     let refused = pool
         .run(Spin(SPIN))
@@ -84,8 +106,7 @@ async fn a_task_that_would_finish_past_its_deadline_is_refused_at_once() {
     busy.release().await;
     bounded(urgent).await.unwrap();
     bounded(patient).await.unwrap();
-    support::until(|| pool.running() == 0 && pool.queued() == 0).await;
-    assert_settled(
+    support::settles(
         &pool,
         Tally {
             submitted: 1 + 1 + 60 + 2,
@@ -94,7 +115,8 @@ async fn a_task_that_would_finish_past_its_deadline_is_refused_at_once() {
             rejected: 2,
             ..Tally::default()
         },
-    );
+    )
+    .await;
 }
 
 #[tokio::test]
@@ -178,8 +200,7 @@ async fn a_standing_queue_sheds_tasks_without_deadlines() {
         fresh_shed += 1;
         assert!(fresh_shed < 100, "the episode never ended");
     }
-    support::until(|| pool.running() == 0).await;
-    assert_settled(
+    support::settles(
         &pool,
         Tally {
             submitted: 14 + fresh_shed,
@@ -187,7 +208,8 @@ async fn a_standing_queue_sheds_tasks_without_deadlines() {
             shed: shed + fresh_shed,
             ..Tally::default()
         },
-    );
+    )
+    .await;
 }
 
 /// A task that weighs its payload's length.
@@ -215,8 +237,12 @@ async fn the_queue_is_bounded_by_cost_as_well_as_count() {
     let a = pool.try_run(Weighted(60)).unwrap();
     let full = pool.try_run(Weighted(50)).unwrap_err();
     assert!(matches!(full, TryRunError::Full(Weighted(50))));
+    let forecast = |cost| pool.forecast("weighted", cost, Priority::Normal, None);
+    assert!(matches!(forecast(50), Err(Error::Overloaded { .. })));
+    assert_eq!(forecast(40), Ok(()));
     let b = pool.try_run(Weighted(40)).unwrap();
     assert!(pool.try_run(Weighted(1)).unwrap_err().is_full());
+    assert!(matches!(forecast(1), Err(Error::Overloaded { .. })));
     // `run` waits for the cost to drain, as for a full count.
     let waiting = tokio::spawn(pool.run(Weighted(70)).into_future());
     busy.release().await;
@@ -228,6 +254,33 @@ async fn the_queue_is_bounded_by_cost_as_well_as_count() {
     let heavy = pool.try_run(Weighted(1_000)).unwrap();
     busy.release().await;
     assert_eq!(bounded(heavy).await, Ok(1_000));
+    pool.close();
+    assert_eq!(
+        pool.forecast("weighted", 1, Priority::Normal, None),
+        Err(Error::Closed)
+    );
+}
+
+#[tokio::test]
+async fn the_forecast_of_a_full_queue_is_overloaded_until_it_drains() {
+    let pool = support::pool(1, 2);
+    let forecast = || pool.forecast("any", 1, Priority::Low, None);
+    let busy = support::occupy(&pool);
+    let queued: Vec<_> = (0..2).map(|_| pool.try_run(|| ()).unwrap()).collect();
+    assert!(matches!(
+        forecast(),
+        Err(Error::Overloaded { task: "any", .. })
+    ));
+    busy.release().await;
+    for handle in queued {
+        bounded(handle).await.unwrap();
+    }
+    assert_eq!(forecast(), Ok(()));
+    assert_eq!(
+        pool.metrics().rejected,
+        0,
+        "a forecast refuses nothing itself"
+    );
 }
 
 #[tokio::test]

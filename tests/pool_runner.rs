@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use offload::{Error, Priority, RunOptions, Runner, Task};
 use serde::{Deserialize, Serialize};
-use support::{Tally, assert_settled, bounded};
+use support::{Tally, bounded};
 
 #[derive(Serialize, Deserialize)]
 struct Add(u32, u32);
@@ -38,16 +38,15 @@ async fn a_handler_written_against_the_trait_runs_on_a_pool() {
     // The future is 'static: it can be spawned.
     let spawned = tokio::spawn(pool.run_with(Add(1, 1), RunOptions::new()));
     assert_eq!(bounded(spawned).await.unwrap(), Ok(2));
-    // A worker retires its task just after sending the result.
-    support::until(|| pool.running() == 0).await;
-    assert_settled(
+    support::settles(
         &pool,
         Tally {
             submitted: 2,
             completed: 2,
             ..Tally::default()
         },
-    );
+    )
+    .await;
 }
 
 #[tokio::test]
@@ -64,8 +63,7 @@ async fn without_waiting_for_room_a_full_pool_refuses_as_overloaded() {
     assert_eq!(refused.unwrap_err().retry_after(), Some(retry_after));
     busy.release().await;
     bounded(queued).await.unwrap();
-    support::until(|| pool.running() == 0).await;
-    assert_settled(
+    support::settles(
         &pool,
         Tally {
             submitted: 2,
@@ -73,7 +71,8 @@ async fn without_waiting_for_room_a_full_pool_refuses_as_overloaded() {
             rejected: 1,
             ..Tally::default()
         },
-    );
+    )
+    .await;
 }
 
 #[tokio::test]

@@ -39,7 +39,7 @@ impl Backlog {
         };
         let mut held = self.queued_cost.load(Ordering::Relaxed);
         loop {
-            if held > 0 && held.saturating_add(cost) > limit {
+            if !fits(held, cost, limit) {
                 return false;
             }
             match self.queued_cost.compare_exchange_weak(
@@ -52,6 +52,11 @@ impl Backlog {
                 Err(actual) => held = actual,
             }
         }
+    }
+
+    /// Whether [`reserve_cost`](Self::reserve_cost) would succeed now, reserving nothing.
+    pub(crate) fn has_room_for(&self, cost: u64, limit: Option<u64>) -> bool {
+        limit.is_none_or(|limit| fits(self.queued_cost.load(Ordering::Relaxed), cost, limit))
     }
 
     /// Gives back a reservation that was not used (admission refused the task after all),
@@ -117,6 +122,11 @@ impl Backlog {
     }
 }
 
+/// Whether `cost` more fits under `limit` with `held` queued: always into an empty queue.
+fn fits(held: u64, cost: u64, limit: u64) -> bool {
+    held == 0 || held.saturating_add(cost) <= limit
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -174,7 +184,9 @@ mod tests {
         assert!(!b.reserve_cost(1, limit), "full");
         b.release_cost(60, limit);
         b.release_cost(40, limit);
-        assert!(b.reserve_cost(500, limit), "alone, a heavy task still fits");
+        assert!(b.has_room_for(500, limit), "alone, a heavy task still fits");
+        assert!(b.reserve_cost(500, limit));
+        assert!(!b.has_room_for(1, limit));
         assert!(!b.reserve_cost(1, limit));
         assert!(b.reserve_cost(u64::MAX, None), "no bound");
     }

@@ -163,18 +163,7 @@ impl Scheduler {
         charge: Charge,
         deadline: Option<Instant>,
     ) -> Result<Admission, Refused> {
-        // Never refused while a thread is free and nothing waits: the task starts at once,
-        // and its run teaches the forecast (an estimate from a slow past must not lock a
-        // task out for good).
-        let mut forecast = false;
-        if let Some(deadline) = deadline.filter(|_| self.deadline_admission) {
-            let load = self.load();
-            let idle = load.queued == 0 && load.running < self.threads;
-            if !idle && self.backlog.would_be_late(charge, deadline, self.threads) {
-                return Err(Refused::Late(self.retry_after()));
-            }
-            forecast = !idle;
-        }
+        let forecast = self.meets_deadline(charge, deadline)?;
         if !self.backlog.reserve_cost(charge.cost, self.cost_limit) {
             return Err(Refused::Full);
         }
@@ -197,6 +186,44 @@ impl Scheduler {
         }
     }
 
+    /// The deadline half of admission: refuses a task with `deadline` that the forecast
+    /// says would finish past it. Returns whether the task is admitted against the forecast
+    /// (rather than because a thread is free and nothing waits: such a task starts at once,
+    /// and its run teaches the forecast, so an estimate from a slow past cannot lock a task
+    /// out for good).
+    fn meets_deadline(&self, charge: Charge, deadline: Option<Instant>) -> Result<bool, Refused> {
+        let Some(deadline) = deadline.filter(|_| self.deadline_admission) else {
+            return Ok(false);
+        };
+        let load = self.load();
+        if load.queued == 0 && load.running < self.threads {
+            return Ok(false);
+        }
+        if self.backlog.would_be_late(charge, deadline, self.threads) {
+            return Err(Refused::Late(self.retry_after()));
+        }
+        Ok(true)
+    }
+
+    /// What [`admit`](Self::admit) would answer now, reserving nothing: for a caller that
+    /// can still refuse cheaply, such as a server that has not read a request's body yet.
+    pub(crate) fn forecast(
+        &self,
+        charge: Charge,
+        deadline: Option<Instant>,
+    ) -> Result<(), Refused> {
+        if self.is_closed() {
+            return Err(Refused::Closed);
+        }
+        self.meets_deadline(charge, deadline)?;
+        if !self.backlog.has_room_for(charge.cost, self.cost_limit)
+            || self.load().queued >= self.capacity
+        {
+            return Err(Refused::Full);
+        }
+        Ok(())
+    }
+
     /// The predicted time until the work in flight now has drained: when a refused caller
     /// may try again. At least a millisecond.
     pub(crate) fn retry_after(&self) -> Duration {
@@ -206,14 +233,15 @@ impl Scheduler {
     }
 
     /// Queues `job` in the slot `admission` reserved, and starts a drainer if admission
-    /// asked for one.
-    /// The job's charge (admitted by [`admit`](Self::admit)) says which queue it joins.
+    /// asked for one. The job's charge (admitted by [`admit`](Self::admit)) says which queue
+    /// it joins.
     pub(crate) fn enqueue(self: &Arc<Self>, admission: Admission, mut job: Job) {
         job.forecast = admission.forecast;
         // Counted before the push, so the drainer's subtraction after its pop never
         // comes first.
         self.backlog.queued(job.charge);
-        // Both ends live in `self`, and the channel is unbounded: this cannot fail.
+        // Both ends live in `self`, and the channel has room for every admitted job (see
+        // `new`): this neither fails nor waits.
         let _ = self.queues[job.charge.queue].tx.send(job);
         if admission.start_drainer {
             self.start_drainer();
@@ -275,7 +303,8 @@ impl Scheduler {
             }
             if abandoned {
                 self.backlog.ended(charge);
-                job.abandon();
+                // The pool was dropped with this job queued: it resolves as closed, unrun.
+                drop(job);
                 continue;
             }
             if self.sheds(&job, now) || self.doomed(&job) {

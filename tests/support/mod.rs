@@ -235,3 +235,10 @@ pub fn assert_settled(pool: &offload::Pool, want: Tally) {
     assert_eq!(got, want, "{m:?}");
     assert!(m.is_settled(), "{m:?}");
 }
+
+/// Waits until nothing is queued or running on `pool` (a worker retires its task just after
+/// sending the result), then [`assert_settled`].
+pub async fn settles(pool: &offload::Pool, want: Tally) {
+    until(|| pool.queued() == 0 && pool.running() == 0).await;
+    assert_settled(pool, want);
+}
