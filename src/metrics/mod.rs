@@ -10,8 +10,8 @@ mod facade;
 pub(crate) use facade::reactor_lag as export_reactor_lag;
 
 use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, PoisonError, RwLock};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Mutex, OnceLock, PoisonError};
 use std::time::Duration;
 
 use crossbeam_utils::CachePadded;
@@ -142,9 +142,9 @@ impl Counters {
 struct Pair {
     wait: Histogram<u64>,
     run: Histogram<u64>,
-    /// This name's run-time average, shared with [`Recorder::expected_run`]; looked up at
-    /// the first run on this thread.
-    average: Option<Arc<AtomicU64>>,
+    /// Where this name's run-time average is in [`Averages`]: looked up at the first run
+    /// on this thread (`Some(None)`: the table is full).
+    average: Option<Option<usize>>,
     #[cfg(feature = "metrics")]
     facade: Option<facade::Pair>,
 }
@@ -179,7 +179,7 @@ struct Slot {
 pub(crate) struct Recorder {
     slots: Box<[CachePadded<Mutex<Slot>>]>,
     /// The same per task name: what admission expects a task of that name to take.
-    averages: RwLock<Vec<(&'static str, Arc<AtomicU64>)>>,
+    averages: Averages,
     threads: usize,
     slow_task_threshold: Duration,
     #[cfg(feature = "metrics")]
@@ -195,7 +195,7 @@ impl Recorder {
             slots: (0..=threads)
                 .map(|_| CachePadded::new(Mutex::new(Slot::default())))
                 .collect(),
-            averages: RwLock::default(),
+            averages: Averages::new(),
             threads,
             slow_task_threshold,
             #[cfg(feature = "metrics")]
@@ -227,45 +227,36 @@ impl Recorder {
         };
         record_duration(&mut pair.wait, wait);
         record_duration(&mut pair.run, run);
-        let average = pair.average.get_or_insert_with(|| self.average_of(name));
-        fold(average, run);
+        let slot = *pair
+            .average
+            .get_or_insert_with(|| self.averages.register(name));
+        if let Some(slot) = slot {
+            fold(self.averages.average(slot), run);
+        }
         #[cfg(feature = "metrics")]
         pair.facade
             .get_or_insert_with(|| facade::Pair::new(&self.label, name))
             .record(wait, run);
     }
 
-    /// The shared average of `name`, registered at its first run on any thread.
-    fn average_of(&self, name: &'static str) -> Arc<AtomicU64> {
-        let mut averages = self
-            .averages
-            .write()
-            .unwrap_or_else(PoisonError::into_inner);
-        if let Some((_, average)) = averages.iter().find(|(n, _)| *n == name) {
-            return Arc::clone(average);
-        }
-        let average = Arc::new(AtomicU64::new(0));
-        averages.push((name, Arc::clone(&average)));
-        average
-    }
-
     /// How long a task named `name` is expected to run: the moving average of its runs, or
     /// before one of that name has run, the mean of the other names' averages; `None`
     /// before any task ran. (Derived here, at the rare look-up of an unknown name, rather
-    /// than kept as one more average every run would write.)
+    /// than kept as one more average every run would write.) Reads atomics only: it runs at
+    /// every submission.
     pub(crate) fn expected_run(&self, name: &'static str) -> Option<Duration> {
-        let averages = self.averages.read().unwrap_or_else(PoisonError::into_inner);
-        let load = |average: &AtomicU64| average.load(Ordering::Relaxed);
-        if let Some((_, average)) = averages
-            .iter()
+        let ns = |average: &AtomicU64| average.load(Ordering::Relaxed);
+        let known = self.averages.published();
+        if let Some(ns) = known
+            .clone()
             .find(|(n, _)| std::ptr::eq(*n, name) || *n == name)
-            .filter(|(_, average)| load(average) > 0)
+            .map(|(_, average)| ns(average))
+            .filter(|&ns| ns > 0)
         {
-            return Some(Duration::from_nanos(load(average)));
+            return Some(Duration::from_nanos(ns));
         }
-        let (total, count) = averages
-            .iter()
-            .map(|(_, average)| load(average))
+        let (total, count) = known
+            .map(|(_, average)| ns(average))
             .filter(|&ns| ns > 0)
             .fold((0u64, 0u64), |(total, count), ns| {
                 (total.saturating_add(ns), count + 1)
@@ -300,6 +291,57 @@ impl std::fmt::Debug for Recorder {
             .field("threads", &self.threads)
             .field("slow_task_threshold", &self.slow_task_threshold)
             .finish_non_exhaustive()
+    }
+}
+
+/// How many task names get a run-time average of their own; tasks of later names are
+/// expected to take the mean of the others.
+const AVERAGED_NAMES: usize = 64;
+
+/// Run-time averages per task name, read at every submission without a lock: a fixed
+/// table filled in order, each entry written once (under `register`'s lock) and published by
+/// `len`.
+struct Averages {
+    entries: Box<[OnceLock<(&'static str, AtomicU64)>]>,
+    len: AtomicUsize,
+    register: Mutex<()>,
+}
+
+impl Averages {
+    fn new() -> Averages {
+        Averages {
+            entries: (0..AVERAGED_NAMES).map(|_| OnceLock::new()).collect(),
+            len: AtomicUsize::new(0),
+            register: Mutex::new(()),
+        }
+    }
+
+    /// The published entries.
+    fn published(&self) -> impl Iterator<Item = &(&'static str, AtomicU64)> + Clone {
+        self.entries[..self.len.load(Ordering::Acquire)]
+            .iter()
+            .filter_map(OnceLock::get)
+    }
+
+    /// The index of `name`'s average, registered at its first run on any thread; `None`
+    /// once the table is full.
+    fn register(&self, name: &'static str) -> Option<usize> {
+        let _only_writer = self.register.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(i) = self.published().position(|(n, _)| *n == name) {
+            return Some(i);
+        }
+        let i = self.len.load(Ordering::Relaxed);
+        self.entries.get(i)?.set((name, AtomicU64::new(0))).ok()?;
+        self.len.store(i + 1, Ordering::Release);
+        Some(i)
+    }
+
+    /// The average at `index`, as `register` returned it.
+    fn average(&self, index: usize) -> &AtomicU64 {
+        &self.entries[index]
+            .get()
+            .expect("registered before its index was handed out")
+            .1
     }
 }
 
@@ -525,5 +567,40 @@ mod tests {
         assert_eq!(m.tasks["b"].run.count, 1);
         assert_eq!(m.overall.run.count, 3);
         assert!(m.overall.run.max_ns >= 29_000);
+    }
+
+    #[test]
+    fn expected_runs_follow_each_name_and_fall_back_to_the_mean_past_the_table() {
+        let recorder = Recorder::new(1, Duration::from_secs(1), "test");
+        assert_eq!(recorder.expected_run("a"), None, "nothing ran yet");
+        let us = Duration::from_micros;
+        recorder.record("a", us(1), us(100));
+        assert_eq!(recorder.expected_run("a"), Some(us(100)));
+        assert_eq!(
+            recorder.expected_run("new"),
+            Some(us(100)),
+            "the mean of the others"
+        );
+        // Fill the table; names past it are still recorded in the histograms, and expected
+        // to take the mean of the averaged names.
+        let names: Vec<&'static str> = (0..AVERAGED_NAMES + 6)
+            .map(|i| &*format!("name{i}").leak())
+            .collect();
+        for name in &names {
+            recorder.record(name, us(1), us(300));
+        }
+        let mean_ns = (100_000 + 300_000 * (AVERAGED_NAMES as u64 - 1)) / AVERAGED_NAMES as u64;
+        assert_eq!(recorder.expected_run(names[0]), Some(us(300)));
+        let late = names[AVERAGED_NAMES + 5];
+        assert_eq!(
+            recorder.expected_run(late),
+            Some(Duration::from_nanos(mean_ns))
+        );
+        recorder.record("a", us(1), us(900));
+        assert_eq!(
+            recorder.expected_run("a"),
+            Some(us(100 + 800 / 8)),
+            "a moving average"
+        );
     }
 }
