@@ -6,7 +6,7 @@
 use std::convert::Infallible;
 use std::time::{Duration, Instant};
 
-use axum::body::Body;
+use axum::body::{Body, Bytes};
 use axum::extract::{FromRequest, FromRequestParts, Request, State};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, StatusCode, header};
@@ -180,8 +180,9 @@ impl Upload {
     /// `Expect: 100-continue` is never asked to send it (hyper sends `100 Continue` when the
     /// body is first read).
     ///
-    /// The body is read into one buffer sized by `Content-Length`: one copy from the
-    /// connection's buffers, whatever the number of chunks.
+    /// The body is read into one buffer sized by `Content-Length`: at most one copy from the
+    /// connection's buffers, whatever the number of chunks, and none for a body that is one
+    /// buffer of its own.
     ///
     /// # Errors
     ///
@@ -242,13 +243,32 @@ impl Upload {
         let capacity = self.declared.map_or(0, |n| n.min(config.max_body as u64)) as usize;
         let mut limited = Limited::new(self.body, config.max_body);
         let read = async {
-            let mut bytes = Vec::with_capacity(capacity);
+            // A body of one chunk is kept as it came: turning it into a `Vec` moves the
+            // buffer when nothing else shares it (a body built in memory), and copies it once
+            // otherwise (a slice of hyper's read buffer). Chunks after the first are copied
+            // into one buffer sized by `Content-Length`, dropped as they come, so a body in
+            // many chunks never takes twice its size.
+            let mut only: Option<Bytes> = None;
+            let mut bytes = Vec::new();
             while let Some(frame) = limited.frame().await {
-                if let Ok(data) = frame?.into_data() {
-                    bytes.extend_from_slice(&data);
+                let Ok(data) = frame?.into_data() else {
+                    continue;
+                };
+                if data.is_empty() {
+                    continue;
+                }
+                match only.take() {
+                    None if bytes.is_empty() => only = Some(data),
+                    first => {
+                        if bytes.is_empty() {
+                            bytes.reserve_exact(capacity.max(data.len()));
+                        }
+                        bytes.extend_from_slice(&first.unwrap_or_default());
+                        bytes.extend_from_slice(&data);
+                    }
                 }
             }
-            Ok::<_, Box<dyn std::error::Error + Send + Sync>>(bytes)
+            Ok::<_, Box<dyn std::error::Error + Send + Sync>>(only.map_or(bytes, Vec::from))
         };
         match tokio::time::timeout_at(read_until.into(), read).await {
             Ok(Ok(bytes)) => Ok(bytes),
