@@ -26,6 +26,8 @@
 // A command-line report: printing to stdout is its job.
 #![allow(clippy::print_stdout)]
 
+#[path = "showdown/expect.rs"]
+mod expect;
 #[path = "showdown/fleet.rs"]
 mod fleet;
 #[path = "showdown/overload.rs"]
@@ -103,6 +105,16 @@ struct Args {
     /// `--overload`: each request's deadline in milliseconds (`x-request-timeout-ms`).
     #[arg(long, default_value_t = 500)]
     deadline_ms: u64,
+    /// `--overload`, `--soak`: post the work as curl does a large upload, with
+    /// `Expect: 100-continue`, sending the body only once the server asks for it (hyper's
+    /// client, the default, sends it at once).
+    #[arg(long)]
+    expect_continue: bool,
+    /// `--overload`, `--soak`: the servers' `Config::drain_refused`, in KiB (the largest
+    /// refused body read and thrown away to keep its connection; 0 closes). Default: the
+    /// service's.
+    #[arg(long)]
+    drain_refused_kb: Option<usize>,
     /// Print JSON instead of the table.
     #[arg(long)]
     json: bool,
@@ -195,13 +207,13 @@ impl Requests {
         }
     }
 
-    /// The `n`th request (`mixed` takes turns by `n`).
-    fn nth(&self, n: u64) -> hyper::Request<Full<Bytes>> {
+    /// The `n`th request's path, media type and body (`mixed` takes turns by `n`).
+    fn nth_parts(&self, n: u64) -> (&'static str, &'static str, Bytes) {
         let work = match self.work {
             Work::Mixed => [Work::Thumbnail, Work::Report, Work::Pdf][(n % 3) as usize],
             one => one,
         };
-        let (path, content_type, body) = match work {
+        match work {
             Work::Thumbnail | Work::Mixed => (
                 "/thumbnail?w=256&h=256&q=80",
                 "image/jpeg",
@@ -209,7 +221,12 @@ impl Requests {
             ),
             Work::Report => ("/report?period=week", "text/csv", self.csv.clone()),
             Work::Pdf => ("/report.pdf?period=week", "text/csv", self.csv.clone()),
-        };
+        }
+    }
+
+    /// The `n`th request (`mixed` takes turns by `n`).
+    fn nth(&self, n: u64) -> hyper::Request<Full<Bytes>> {
+        let (path, content_type, body) = self.nth_parts(n);
         let mut request = hyper::Request::post(format!("{}{path}", self.base))
             .header("content-type", content_type);
         if let Some(deadline) = self.deadline {
@@ -267,7 +284,7 @@ fn main() -> anyhow::Result<()> {
     anyhow::ensure!(args.clients > 0, "--clients must be positive");
     let threads = args.threads.unwrap_or_else(num_cpus::get).max(1);
     if let Some(server) = args.serve {
-        return overload::serve(server, threads);
+        return overload::serve(server, &args, threads);
     }
     if let Some(url) = &args.fleet_worker {
         return fleet::work(url, threads);

@@ -18,6 +18,12 @@ const DEFAULT_BODY_TIMEOUT_MS: u64 = 10_000;
 const DEFAULT_MAX_CONNECTIONS: usize = 4_096;
 /// Time the server gives in-flight requests and queued tasks after a shutdown signal.
 const DEFAULT_SHUTDOWN_TIMEOUT_MS: u64 = 30_000;
+/// The largest refused body read and thrown away to keep its connection, by default: 1 MiB,
+/// the size from which curl asks `Expect: 100-continue` (a client sending more without it
+/// is closed on instead).
+const DEFAULT_DRAIN_REFUSED: usize = 1 << 20;
+/// The binary's bound on queued input, in MiB (see `Cli::queue_mb` for why).
+const DEFAULT_QUEUE_MB: u64 = 256;
 /// The binary's result cache by default, in MiB (see `Cli::cache_mb` for why).
 const DEFAULT_CACHE_MB: u64 = 64;
 /// How long a cached result is served by default: 10 minutes.
@@ -58,6 +64,12 @@ pub struct Config {
     pub threads: Option<usize>,
     /// Pool queue capacity in offload mode. Default (`None`): 128 per thread.
     pub queue: Option<usize>,
+    /// The pool's bound on queued input in bytes (offload mode): the request bodies of the
+    /// tasks waiting for a thread, whatever their count. A request whose declared
+    /// `Content-Length` would not fit is refused (503) before its body is read. Default
+    /// (`None`): no bound beyond [`queue`](Config::queue); the binary's `--queue-mb`
+    /// defaults to 256 MiB.
+    pub queue_bytes: Option<u64>,
     /// Largest request body in bytes; larger ones get 413. Default: 32 MiB.
     pub max_body: usize,
     /// Requests slower than this log a warning instead of an info line. Default: 2 s.
@@ -81,6 +93,11 @@ pub struct Config {
     /// the request's deadline too); past it the answer is a 408 and the connection closes.
     /// Default: 10 s.
     pub body_timeout: Duration,
+    /// A request refused before its body was read (the pool would not take its task) whose declared body is at most this many bytes has it read and thrown away (for
+    /// at most a second) so the connection stays open for the client's next request; a larger
+    /// or chunked body, or one the client holds back for `100 Continue`, is not read, and the
+    /// connection closes after the 503. 0 closes every such connection. Default: 1 MiB.
+    pub drain_refused: usize,
     /// Open connections at most; a connection beyond it gets a 503 (`too many connections`)
     /// and is closed. Default: 4096.
     pub max_connections: usize,
@@ -123,12 +140,14 @@ impl Default for Config {
             mode: Mode::Offload,
             threads: None,
             queue: None,
+            queue_bytes: None,
             max_body: DEFAULT_MAX_BODY,
             slow_request: Duration::from_millis(DEFAULT_SLOW_MS),
             request_timeout: Duration::from_millis(DEFAULT_REQUEST_TIMEOUT_MS),
             deadlines: true,
             header_timeout: Duration::from_millis(DEFAULT_HEADER_TIMEOUT_MS),
             body_timeout: Duration::from_millis(DEFAULT_BODY_TIMEOUT_MS),
+            drain_refused: DEFAULT_DRAIN_REFUSED,
             max_connections: DEFAULT_MAX_CONNECTIONS,
             shutdown_timeout: Duration::from_millis(DEFAULT_SHUTDOWN_TIMEOUT_MS),
             cache_bytes: 0,
@@ -177,6 +196,11 @@ pub struct Cli {
     /// Pool queue capacity (offload mode). Default: 128 per thread.
     #[arg(long)]
     pub queue: Option<usize>,
+    /// Pool bound on queued request bodies, in MiB (offload mode); 0: none. Default 256: far
+    /// more than a deadline lets queue (a few seconds of work), and it caps what 128 queued
+    /// 32 MiB uploads per thread could otherwise hold.
+    #[arg(long, default_value_t = DEFAULT_QUEUE_MB)]
+    pub queue_mb: u64,
     /// Address to listen on; port 0 picks a free one (the `listening` log line names it).
     #[arg(long, default_value = "127.0.0.1:3000")]
     pub addr: SocketAddr,
@@ -199,6 +223,10 @@ pub struct Cli {
     /// Milliseconds a client has to send a request body.
     #[arg(long, default_value_t = DEFAULT_BODY_TIMEOUT_MS)]
     pub body_timeout_ms: u64,
+    /// Largest refused body, in KiB, read and thrown away to keep the connection open (larger
+    /// ones, and bodies held back for `100 Continue`, close it).
+    #[arg(long, default_value_t = DEFAULT_DRAIN_REFUSED / 1024)]
+    pub drain_refused_kb: usize,
     /// Open connections at most; more are answered 503 and closed.
     #[arg(long, default_value_t = DEFAULT_MAX_CONNECTIONS)]
     pub max_connections: usize,
@@ -239,12 +267,14 @@ impl Cli {
             mode: self.mode,
             threads: self.threads,
             queue: self.queue,
+            queue_bytes: (self.queue_mb > 0).then(|| self.queue_mb.saturating_mul(1 << 20)),
             max_body: self.max_body,
             slow_request: Duration::from_millis(self.slow_ms),
             request_timeout: Duration::from_millis(self.request_timeout_ms),
             deadlines: !self.no_deadlines,
             header_timeout: Duration::from_millis(self.header_timeout_ms),
             body_timeout: Duration::from_millis(self.body_timeout_ms),
+            drain_refused: self.drain_refused_kb.saturating_mul(1024),
             max_connections: self.max_connections,
             shutdown_timeout: Duration::from_millis(self.shutdown_timeout_ms),
             cache_bytes: self.cache_mb.saturating_mul(1 << 20),

@@ -83,7 +83,8 @@ impl AppError {
         AppError::new(status, reason).closing()
     }
 
-    fn closing(mut self) -> AppError {
+    /// This answer with the connection closed after it.
+    pub(crate) fn closing(mut self) -> AppError {
         self.close = true;
         self
     }

@@ -19,7 +19,9 @@
 //! A bad query string is a 400 naming the parameter; an oversized body a 413 (at once when
 //! `Content-Length` declares it); a body sent too slowly a 408; an image or report that does
 //! not parse a 415 or 422; a task the pool refuses (full, or unable to finish by the request's
-//! deadline) a 503 with a jittered `Retry-After` from the pool's prediction; a request past
+//! deadline) a 503 with a jittered `Retry-After` from the pool's prediction, decided from the
+//! request's head before the upload is read (so an `Expect: 100-continue` client never sends
+//! it; `--drain-refused-kb`, `--queue-mb`); a request past
 //! its deadline (`--request-timeout-ms`, shortened by an `x-request-timeout-ms` header) a 504;
 //! a server shutting down a `503 shutting down` with `connection: close`; a panicking task a
 //! bare 500. No answer carries internals.

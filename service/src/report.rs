@@ -2,7 +2,6 @@
 //! offload the aggregation, the JSON encoding and the PDF rendering.
 
 use axum::Router;
-use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, header};
 use axum::response::{IntoResponse, Response};
@@ -16,7 +15,7 @@ use serde::{Deserialize, Serialize};
 use crate::cache::Served;
 use crate::error::AppError;
 use crate::extract::Query;
-use crate::guard::Deadline;
+use crate::guard::{Deadline, Upload};
 use crate::state::AppState;
 
 /// `?period=&top=`, each optional.
@@ -38,6 +37,12 @@ impl Default for ReportQuery {
     }
 }
 
+/// [`ReportTask`]'s `Task::name`: the first task of `/report.pdf` (and of `/report` on a
+/// fleet), for the admission check made before the rows are read.
+const REPORT: &str = "report";
+/// [`ReportJson`]'s `Task::name`: `/report`'s task on a local backend.
+const REPORT_JSON: &str = "report_json";
+
 /// `POST /report` and `POST /report.pdf`.
 pub(crate) fn routes() -> Router<AppState> {
     Router::new()
@@ -47,12 +52,11 @@ pub(crate) fn routes() -> Router<AppState> {
 
 /// The aggregation the posted rows ask for: JSON rows with `content-type: application/json`,
 /// CSV otherwise.
-fn report_task(query: ReportQuery, headers: &HeaderMap, rows: Bytes) -> ReportTask {
+fn report_task(query: ReportQuery, headers: &HeaderMap, rows: Vec<u8>) -> ReportTask {
     let is_json = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.starts_with("application/json"));
-    let rows = Vec::from(rows);
     let task = if is_json {
         ReportTask::from_json(rows)
     } else {
@@ -84,7 +88,12 @@ impl Task for ReportJson {
     }
 
     fn name(&self) -> &'static str {
-        "report_json"
+        REPORT_JSON
+    }
+
+    /// The rows' length in bytes, as the aggregation's.
+    fn cost(&self) -> u64 {
+        self.0.cost()
     }
 }
 
@@ -120,8 +129,14 @@ async fn report_json(
     deadline: Deadline,
     Query(query): Query<ReportQuery>,
     headers: HeaderMap,
-    rows: Bytes,
+    upload: Upload,
 ) -> Result<Response, AppError> {
+    let first = if state.fleet().is_none() {
+        REPORT_JSON
+    } else {
+        REPORT
+    };
+    let rows = upload.admit(&state, first, deadline).await?;
     let task = report_task(query, &headers, rows);
     if state.fleet().is_none() {
         let served = state
@@ -154,8 +169,9 @@ async fn report_pdf(
     deadline: Deadline,
     Query(query): Query<ReportQuery>,
     headers: HeaderMap,
-    rows: Bytes,
+    upload: Upload,
 ) -> Result<Response, AppError> {
+    let rows = upload.admit(&state, REPORT, deadline).await?;
     let aggregate = report_task(query, &headers, rows);
     // The aggregation's own validators are not the client's: it only ever saw the PDF's.
     let report = state.cached(aggregate, deadline).await?.0?;
@@ -165,4 +181,17 @@ async fn report_pdf(
         let pdf = pdf?;
         Ok(([(header::CONTENT_TYPE, "application/pdf")], pdf.bytes).into_response())
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_admission_checks_name_the_tasks_the_routes_run() {
+        let task = || report_task(ReportQuery::default(), &HeaderMap::new(), b"x".to_vec());
+        assert_eq!(task().name(), REPORT);
+        assert_eq!(ReportJson(task()).name(), REPORT_JSON);
+        assert_eq!(ReportJson(task()).cost(), task().cost());
+    }
 }

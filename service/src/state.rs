@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use axum::http::{HeaderMap, header};
 use metrics_exporter_prometheus::PrometheusHandle;
-use offload::{Pool, Portable, RunOptions, Runner};
+use offload::{Pool, Portable, Priority, RunOptions, Runner};
 use offload_cache::{Cache, CacheStats, Cacheable, Secret};
 use offload_redis::Fleet;
 
@@ -139,6 +139,9 @@ impl AppState {
                 if let Some(queue) = config.queue {
                     builder = builder.queue_capacity(queue);
                 }
+                if let Some(bytes) = config.queue_bytes {
+                    builder = builder.queue_cost_limit(bytes);
+                }
                 let pool = builder.build()?;
                 (Backend::Pool(pool.clone()), pool)
             }
@@ -202,6 +205,34 @@ impl AppState {
 
     pub(crate) fn begin_shutdown(&self) {
         self.shutting_down.store(true, Ordering::Release);
+    }
+
+    /// Whether the backend would take a task named `name` costing `cost` (its input's
+    /// length) by `deadline` now, reserving nothing: what a handler asks before it reads a
+    /// request's body (see [`Upload::admit`](crate::guard::Upload::admit)).
+    ///
+    /// Only the local pool is asked. With a cache, the answer is always yes: a request the
+    /// cache can answer costs no pool time, and which it is cannot be known before the body
+    /// is read (the key hashes it); the pool still refuses a miss when it is submitted.
+    ///
+    /// # Errors
+    ///
+    /// A 503 with the pool's predicted drain time when its queue is full (in tasks or bytes)
+    /// or, with deadlines, when the work queued ahead would make the task miss `deadline`;
+    /// `503 shutting down` when the pool is closed.
+    pub(crate) fn forecast(
+        &self,
+        name: &'static str,
+        cost: u64,
+        deadline: Deadline,
+    ) -> Result<(), AppError> {
+        if self.cache.is_some() {
+            return Ok(());
+        }
+        match &self.backend {
+            Backend::Pool(pool) => Ok(pool.forecast(name, cost, Priority::Normal, deadline.0)?),
+            Backend::Blocking(_) | Backend::Fleet(_) => Ok(()),
+        }
     }
 
     /// Runs `task` on the backend (the pool the configured mode says, or the fleet), by

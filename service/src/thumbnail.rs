@@ -1,7 +1,6 @@
 //! `POST /thumbnail`: the query string, typed, and the handler that offloads the resize.
 
 use axum::Router;
-use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, header};
 use axum::response::{IntoResponse, Response};
@@ -11,7 +10,7 @@ use serde::Deserialize;
 
 use crate::error::AppError;
 use crate::extract::Query;
-use crate::guard::Deadline;
+use crate::guard::{Deadline, Upload};
 use crate::state::AppState;
 
 /// `?w=&h=&fit=&format=&q=`, each optional.
@@ -68,13 +67,17 @@ enum FormatParam {
 }
 
 impl ThumbnailQuery {
-    fn into_task(self, image: Bytes) -> Thumbnail {
-        Thumbnail::fit(Vec::from(image), self.w, self.h)
+    fn into_task(self, image: Vec<u8>) -> Thumbnail {
+        Thumbnail::fit(image, self.w, self.h)
             .fit_mode(self.fit)
             .format(self.format)
             .quality(self.q)
     }
 }
+
+/// The name of the task this route runs ([`Thumbnail`]'s `Task::name`), for the admission
+/// check made before the upload is read.
+const TASK: &str = "thumbnail";
 
 /// `POST /thumbnail`.
 pub(crate) fn routes() -> Router<AppState> {
@@ -83,14 +86,16 @@ pub(crate) fn routes() -> Router<AppState> {
 
 /// The thumbnail as the response body, its media type and its size (`x-width`,
 /// `x-height`) in the headers; with the cache on, `x-cache`, `ETag` and `Cache-Control`
-/// too, or a bare 304 when `If-None-Match` already holds the result's key.
+/// too, or a bare 304 when `If-None-Match` already holds the result's key. An overloaded
+/// pool refuses before the upload is read.
 async fn thumbnail(
     State(state): State<AppState>,
     deadline: Deadline,
     Query(query): Query<ThumbnailQuery>,
     request: HeaderMap,
-    image: Bytes,
+    upload: Upload,
 ) -> Result<Response, AppError> {
+    let image = upload.admit(&state, TASK, deadline).await?;
     let task = query.into_task(image);
     let served = state.execute_cached(task, deadline, &request).await?;
     served.respond(|thumb| {
@@ -105,4 +110,16 @@ async fn thumbnail(
         }
         Ok((headers, thumb.bytes).into_response())
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use offload::Task as _;
+
+    use super::*;
+
+    #[test]
+    fn the_admission_check_names_the_task_the_route_runs() {
+        assert_eq!(ThumbnailQuery::default().into_task(Vec::new()).name(), TASK);
+    }
 }

@@ -26,6 +26,7 @@ use hyper::StatusCode;
 use offload_service::{Config, Mode};
 use tokio::sync::Semaphore;
 
+use super::expect::ExpectClient;
 use super::{
     Args, HttpClient, Requests, Running, closed_loop, http_client, latencies, load_runtime, ms,
     probe, progress_bar, send,
@@ -63,17 +64,22 @@ impl Server {
         }
     }
 
-    fn config(self) -> Config {
+    /// The server's settings; `args` may change how refused bodies are drained.
+    fn config(self, args: &Args) -> Config {
         let (mode, deadlines) = match self {
             Server::Inline => (Mode::Inline, true),
             Server::Blocking => (Mode::Blocking, true),
             Server::OffloadQueue => (Mode::Offload, false),
             Server::OffloadDeadline => (Mode::Offload, true),
         };
+        let defaults = Config::default();
         Config {
             mode,
             deadlines,
-            ..Config::default()
+            drain_refused: args
+                .drain_refused_kb
+                .map_or(defaults.drain_refused, |kb| kb * 1024),
+            ..defaults
         }
     }
 }
@@ -100,6 +106,7 @@ struct Report {
     threads: usize,
     deadline_ms: u64,
     duration_s: f64,
+    expect_continue: bool,
     capacity_clients: usize,
     capacity_per_s: f64,
     rows: Vec<Row>,
@@ -133,6 +140,7 @@ pub(crate) fn main(args: &Args, threads: usize) -> anyhow::Result<()> {
         threads,
         deadline_ms: args.deadline_ms,
         duration_s: args.duration,
+        expect_continue: args.expect_continue,
         capacity_clients: args.clients,
         capacity_per_s: capacity,
         rows,
@@ -154,7 +162,7 @@ fn measure_capacity(
     bar.set_prefix("capacity");
     let duration = Duration::from_secs_f64(args.capacity_seconds.unwrap_or(args.duration));
     let deadline = Duration::from_millis(args.deadline_ms);
-    let running = Running::start(Server::OffloadDeadline.config(), threads)?;
+    let running = Running::start(Server::OffloadDeadline.config(args), threads)?;
     let requests = Requests::new(running.addr, args.task, Some(deadline));
     let load = load_runtime()?.block_on(closed_loop(&requests, args.clients, duration, bar));
     running.stop()?;
@@ -245,12 +253,13 @@ fn offer(
     rate: f64,
     bar: &indicatif::ProgressBar,
 ) -> anyhow::Result<Row> {
-    let child = Child::start(server, threads)?;
+    let child = Child::start(server, args, threads)?;
     let duration = Duration::from_secs_f64(args.duration);
     let deadline = Duration::from_millis(args.deadline_ms);
     let requests = Requests::new(child.addr, args.task, Some(deadline));
     let client_rt = load_runtime()?;
-    let (tally, healthz) = client_rt.block_on(open_loop(&requests, rate, duration, bar));
+    let expect = args.expect_continue.then(|| ExpectClient::new(child.addr));
+    let (tally, healthz) = client_rt.block_on(open_loop(&requests, expect, rate, duration, bar));
     let peak_rss_mb = child.peak_rss_mb();
     child.stop()?;
     drop(client_rt);
@@ -276,17 +285,16 @@ struct Child {
 }
 
 impl Child {
-    /// Starts `server` with `threads` threads and waits for its address.
-    fn start(server: Server, threads: usize) -> anyhow::Result<Child> {
-        let (mut process, line) = spawn_self(
-            &[
-                "--serve",
-                server.as_str(),
-                "--threads",
-                &threads.to_string(),
-            ],
-            server.as_str(),
-        )?;
+    /// Starts `server` with `threads` threads (and `args`' drain setting) and waits for its
+    /// address.
+    fn start(server: Server, args: &Args, threads: usize) -> anyhow::Result<Child> {
+        let threads = threads.to_string();
+        let mut argv = vec!["--serve", server.as_str(), "--threads", &threads];
+        let drain = args.drain_refused_kb.map(|kb| kb.to_string());
+        if let Some(kb) = &drain {
+            argv.extend(["--drain-refused-kb", kb]);
+        }
+        let (mut process, line) = spawn_self(&argv, server.as_str())?;
         let addr = line
             .strip_prefix("listening ")
             .and_then(|a| a.trim().parse().ok());
@@ -336,8 +344,8 @@ pub(crate) fn spawn_self(
 
 /// `--serve`: runs `server` until stdin closes, after printing `listening ADDR` for the
 /// parent.
-pub(crate) fn serve(server: Server, threads: usize) -> anyhow::Result<()> {
-    let running = Running::start(server.config(), threads)?;
+pub(crate) fn serve(server: Server, args: &Args, threads: usize) -> anyhow::Result<()> {
+    let running = Running::start(server.config(args), threads)?;
     let mut stdout = std::io::stdout();
     writeln!(stdout, "listening {}", running.addr)?;
     stdout.flush()?;
@@ -347,9 +355,11 @@ pub(crate) fn serve(server: Server, threads: usize) -> anyhow::Result<()> {
 }
 
 /// Sends request `n` at `start + n / rate` for `duration`, each on its own task, whatever the
-/// answers to the earlier ones; waits for the answers (at most deadline + [`GRACE`] each).
+/// answers to the earlier ones, through `expect` if given (else hyper's client); waits for the
+/// answers (at most deadline + [`GRACE`] each).
 async fn open_loop(
     requests: &Requests,
+    expect: Option<ExpectClient>,
     rate: f64,
     duration: Duration,
     bar: &indicatif::ProgressBar,
@@ -378,11 +388,27 @@ async fn open_loop(
             tally.lock().expect("tally lock").counts.dropped += 1;
             continue;
         };
-        let (client, request, tally) = (client.clone(), requests.nth(n), Arc::clone(&tally));
+        let (client, requests, expect, tally) = (
+            client.clone(),
+            requests.clone(),
+            expect.clone(),
+            Arc::clone(&tally),
+        );
         while answers.try_join_next().is_some() {}
         answers.spawn(async move {
             let sent = Instant::now();
-            let answer = tokio::time::timeout(deadline + GRACE, send(&client, request)).await;
+            let exchange = async {
+                match &expect {
+                    Some(expect) => {
+                        let (path, content_type, body) = requests.nth_parts(n);
+                        expect
+                            .post(path, content_type, &body, requests.deadline)
+                            .await
+                    }
+                    None => send(&client, requests.nth(n)).await,
+                }
+            };
+            let answer = tokio::time::timeout(deadline + GRACE, exchange).await;
             let status = answer.ok().and_then(Result::ok);
             tally
                 .lock()
@@ -434,9 +460,10 @@ pub(crate) fn soak(args: &Args, threads: usize) -> anyhow::Result<()> {
     let capacity = measure_capacity(args, threads, &bar)?;
     let rate = capacity * multiple;
     bar.set_prefix(format!("soak {multiple}x"));
-    let child = Child::start(Server::OffloadDeadline, threads)?;
+    let child = Child::start(Server::OffloadDeadline, args, threads)?;
     let deadline = Duration::from_millis(args.deadline_ms);
     let requests = Requests::new(child.addr, args.task, Some(deadline));
+    let expect = args.expect_continue.then(|| ExpectClient::new(child.addr));
     let client_rt = load_runtime()?;
     let window = duration / SOAK_WINDOWS;
     let status = format!("/proc/{}/status", child.process.id());
@@ -450,7 +477,7 @@ pub(crate) fn soak(args: &Args, threads: usize) -> anyhow::Result<()> {
             samples
         });
         let before = metrics_text(&requests).await;
-        let load = open_loop(&requests, rate, duration, &bar).await;
+        let load = open_loop(&requests, expect, rate, duration, &bar).await;
         let samples = sampler.await.unwrap_or_default();
         // Tasks of requests that timed out may still be finishing: give the pool a moment.
         let mut after = metrics_text(&requests).await;
@@ -558,13 +585,18 @@ fn print_table(report: &Report) {
     println!(
         "overload, {} work: capacity {:.1} responses/s ({} closed-loop clients, offload); \
          open-loop arrivals for {:.0} s per row, {} ms request deadline; server runtime and \
-         pool: {} threads; each server in a child process, the load generator here (1 thread)",
+         pool: {} threads; each server in a child process, the load generator here (1 thread){}",
         report.task.as_str(),
         report.capacity_per_s,
         report.capacity_clients,
         report.duration_s,
         report.deadline_ms,
         report.threads,
+        if report.expect_continue {
+            "; uploads sent with Expect: 100-continue"
+        } else {
+            ""
+        },
     );
     println!();
     println!(

@@ -250,6 +250,47 @@ pub fn occupy(pool: &Pool) -> Occupied {
     Occupied { gate, handles }
 }
 
+/// A pool that refuses the next task: every thread held (see [`occupy`]) and the queue full
+/// of tasks that do nothing.
+#[must_use = "release the pool, or it never runs anything else"]
+pub struct Filled {
+    busy: Occupied,
+    queued: Vec<offload::TaskHandle<()>>,
+}
+
+impl std::fmt::Debug for Filled {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Filled")
+            .field("busy", &self.busy)
+            .field("queued", &self.queued.len())
+            .finish()
+    }
+}
+
+impl Filled {
+    /// Releases the threads and waits for the queued tasks.
+    pub async fn release(self) {
+        self.busy.release().await;
+        for h in self.queued {
+            h.await.expect("a queued task ends");
+        }
+    }
+}
+
+/// Occupies every thread of `pool` and fills its queue, so that it refuses the next task.
+pub fn fill(pool: &Pool) -> Filled {
+    let busy = occupy(pool);
+    let mut queued = Vec::new();
+    loop {
+        match pool.try_run(|| ()) {
+            Ok(handle) => queued.push(handle),
+            Err(e) if e.is_full() => break,
+            Err(e) => panic!("{e}"),
+        }
+    }
+    Filled { busy, queued }
+}
+
 /// Waits up to `patience` for `child` to exit; kills it and fails the test if it does not.
 pub fn exit_within(child: &mut Child, patience: Duration) -> ExitStatus {
     let deadline = Instant::now() + patience;
