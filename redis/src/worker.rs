@@ -80,9 +80,10 @@ impl WorkerBuilder {
 
     /// How many jobs this worker holds ready beyond one per pool thread, so that a thread
     /// whose run ended starts the next job at once instead of idling through the Redis
-    /// round trip that finishes the run and takes a new job. Held jobs wait in this worker
-    /// (not in the pool's queue) in the order they were taken, their leases renewed as a
-    /// running job's; a held job's caller may cancel it and its deadline still applies.
+    /// round trip that finishes the run and takes a new job. Held jobs wait in the pool's
+    /// queue, their leases renewed as a running job's; a held job's caller may still cancel
+    /// it (it never runs) and its deadline still applies (the pool's deadline-aware
+    /// admission may discard it as expired when it forecasts a miss).
     ///
     /// The cost is the one every prefetch has: a held job waits for a thread here even if
     /// another worker is idle, and a high-priority job taken later starts after the held
@@ -161,7 +162,6 @@ impl WorkerBuilder {
                 conn,
                 running: Mutex::new(HashMap::new()),
                 slots: Arc::new(Semaphore::new(threads + self.prefetch)),
-                threads: Arc::new(Semaphore::new(threads)),
                 taking: AtomicBool::new(true),
                 config: self,
             }),
@@ -234,9 +234,6 @@ struct Ctx {
     /// One permit per pool thread plus the prefetch, held from the take to the finish: jobs
     /// are taken only for permits in hand, so this worker never holds more jobs than that.
     slots: Arc<Semaphore>,
-    /// One permit per pool thread, held while a job is on the pool: held jobs wait here,
-    /// in the order they were taken (tokio's semaphore is fair).
-    threads: Arc<Semaphore>,
     /// False once the worker shuts down: the finisher then only finishes.
     taking: AtomicBool,
     config: WorkerBuilder,
@@ -653,7 +650,7 @@ async fn run_entry(
     payload: Vec<u8>,
     deadline_ms: u64,
     attempts: u32,
-    mut stop: oneshot::Receiver<Stop>,
+    stop: oneshot::Receiver<Stop>,
 ) -> Option<(Outcome, Duration)> {
     let config = &ctx.config;
     let failed =
@@ -673,13 +670,16 @@ async fn run_entry(
     let Some((&name, &handler)) = config.handlers.get_key_value(task.as_str()) else {
         return failed(format!("unknown task `{task}`"));
     };
-    // A held (prefetched) job waits here for a thread, still heeding the heartbeat.
-    let thread = tokio::select! {
-        thread = Arc::clone(&ctx.threads).acquire_owned() => thread.ok()?,
-        stop = &mut stop => return stopped(stop),
-    };
-    let started = Instant::now();
-    let mut run = config.pool.run(move || handler(payload, name)).name(name);
+    // A held (prefetched) job waits in the pool's queue, so a thread whose run ended takes
+    // the next one itself, with no hop through this runtime. The run time is measured on
+    // the thread (the retry hint's service time), without the wait.
+    let mut run = config
+        .pool
+        .run(move || {
+            let started = Instant::now();
+            (handler(payload, name), started.elapsed())
+        })
+        .name(name);
     if deadline_ms > 0 {
         let left = deadline_ms.saturating_sub(protocol::now_ms());
         run = run.deadline(Instant::now() + Duration::from_millis(left));
@@ -687,17 +687,17 @@ async fn run_entry(
     // Boxed as `dyn Send`: proves `Send` here, where the captured `&'static str` has its
     // real lifetime (rustc cannot prove it for the bare future inside a spawned one).
     type Pending = std::pin::Pin<
-        Box<dyn Future<Output = Result<Result<Vec<u8>, String>, offload::Error>> + Send>,
+        Box<
+            dyn Future<Output = Result<(Result<Vec<u8>, String>, Duration), offload::Error>> + Send,
+        >,
     >;
     let run: Pending = Box::pin(std::future::IntoFuture::into_future(run));
     let result = tokio::select! {
         result = run => result,
         stop = stop => return stopped(stop),
     };
-    // The thread goes to the next held job now, before this one's finish round trip.
-    let busy = started.elapsed();
-    drop(thread);
-    let outcome = match result {
+    let busy = result.as_ref().map_or(Duration::ZERO, |(_, busy)| *busy);
+    let outcome = match result.map(|(output, _)| output) {
         Ok(Ok(output)) => Outcome::Output(output),
         Ok(Err(message)) => Outcome::Failed { attempts, message },
         Err(offload::Error::Panicked { message, .. }) => {
@@ -711,6 +711,14 @@ async fn run_entry(
         }
         // The caller's deadline passed: nobody waits for the result.
         Err(offload::Error::TimedOut { .. }) => Outcome::Discard,
+        // The pool's deadline-aware admission forecasts that a held job would finish past its
+        // caller's deadline: as one that expired. Without a deadline only a pool shedding a
+        // standing queue (`queue_delay`) refuses: back to the queue after a backoff.
+        Err(offload::Error::Overloaded { .. }) if deadline_ms > 0 => Outcome::Discard,
+        Err(offload::Error::Overloaded { .. }) => Outcome::Retry {
+            due_ms: protocol::ms_after(backoff(config.retry_backoff, attempts)),
+            message: format!("the worker's pool refused task `{name}` (overloaded)"),
+        },
         // The pool was closed under the worker: leave the job to the lease.
         Err(_) => return None,
     };
