@@ -1,6 +1,7 @@
 //! Scaling out through one local Redis, as ratios measured in one run: two worker processes
 //! of one thread each against one on 5 ms CPU tasks, and thumbnails of the 1920x1280 fixture
-//! through the fleet against the local pool with the same number of threads. Starts its own
+//! through the fleet against the local pool with the same number of threads, by a worker
+//! without prefetch and by one holding a job ready per thread. Starts its own
 //! `redis-server` and its worker processes (this program again).
 //!
 //! ```text
@@ -37,7 +38,7 @@ impl Task for Spin {
     }
 }
 
-/// Set in a worker process: `<redis url> <queue> <threads>`.
+/// Set in a worker process: `<redis url> <queue> <threads> <prefetch>`.
 const WORKER_ENV: &str = "FLEET_SCALE_WORKER";
 const FIXTURE: &str = concat!(
     env!("CARGO_MANIFEST_DIR"),
@@ -55,13 +56,16 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
 /// The worker process: serves `spin` and `thumbnail` until killed.
 async fn serve(spec: &str) -> Result<(), Box<dyn std::error::Error>> {
     let mut parts = spec.split(' ');
-    let (Some(url), Some(queue), Some(threads)) = (parts.next(), parts.next(), parts.next()) else {
-        return Err(format!("{WORKER_ENV} must be `<url> <queue> <threads>`").into());
+    let (Some(url), Some(queue), Some(threads), Some(prefetch)) =
+        (parts.next(), parts.next(), parts.next(), parts.next())
+    else {
+        return Err(format!("{WORKER_ENV} must be `<url> <queue> <threads> <prefetch>`").into());
     };
     let pool = Pool::builder().threads(threads.parse()?).build()?;
     let worker = Worker::builder(pool)
         .task::<Spin>("spin")
         .task::<Thumbnail>("thumbnail")
+        .prefetch(prefetch.parse()?)
         .connect(url, queue)
         .await?;
     #[allow(clippy::print_stdout)]
@@ -76,9 +80,14 @@ async fn serve(spec: &str) -> Result<(), Box<dyn std::error::Error>> {
 struct WorkerProcess(Child);
 
 impl WorkerProcess {
-    fn start(url: &str, queue: &str, threads: usize) -> Result<Self, Box<dyn std::error::Error>> {
+    fn start(
+        url: &str,
+        queue: &str,
+        threads: usize,
+        prefetch: usize,
+    ) -> Result<Self, Box<dyn std::error::Error>> {
         let mut child = Command::new(std::env::current_exe()?)
-            .env(WORKER_ENV, format!("{url} {queue} {threads}"))
+            .env(WORKER_ENV, format!("{url} {queue} {threads} {prefetch}"))
             .stdout(Stdio::piped())
             .spawn()?;
         let stdout = child.stdout.take().ok_or("no stdout")?;
@@ -147,7 +156,7 @@ async fn measure() -> Result<(), Box<dyn std::error::Error>> {
     for round in 0..4 {
         let workers = if round % 3 == 0 { 1 } else { 2 };
         let processes = (0..workers)
-            .map(|_| WorkerProcess::start(&url, "spin", 1))
+            .map(|_| WorkerProcess::start(&url, "spin", 1, 0))
             .collect::<Result<Vec<_>, _>>()?;
         drive(&fleet, 20, 4, spin).await?; // warm up
         let took = drive(&fleet, spins, 8, spin).await?;
@@ -161,24 +170,37 @@ async fn measure() -> Result<(), Box<dyn std::error::Error>> {
         ("two", two),
     );
 
-    // Thumbnails: the local pool against one worker process, `threads` threads each.
+    // Thumbnails: the local pool against one worker process, `threads` threads each,
+    // without prefetch and with one job held ready per thread (each on its own queue).
     let photo = std::fs::read(FIXTURE)?;
     let thumbnail = move || Thumbnail::fit(photo.clone(), 320, 320);
     let pool = Pool::builder().threads(threads).build()?;
-    let fleet = Fleet::connect(&url, "thumbs").await?;
-    let process = WorkerProcess::start(&url, "thumbs", threads)?;
+    let plain = Fleet::connect(&url, "thumbs").await?;
+    let ahead = Fleet::connect(&url, "thumbs-ahead").await?;
+    let _workers = (
+        WorkerProcess::start(&url, "thumbs", threads, 0)?,
+        WorkerProcess::start(&url, "thumbs-ahead", threads, threads)?,
+    );
     let callers = threads * 2;
     drive(&pool, threads * 2, callers, thumbnail.clone()).await?;
-    drive(&fleet, threads * 2, callers, thumbnail.clone()).await?;
+    drive(&plain, threads * 2, callers, thumbnail.clone()).await?;
+    drive(&ahead, threads * 2, callers, thumbnail.clone()).await?;
     let mut local = Duration::ZERO;
     let mut remote = Duration::ZERO;
+    let mut prefetched = Duration::ZERO;
     for _ in 0..2 {
         local += drive(&pool, thumbs, callers, thumbnail.clone()).await?;
-        remote += drive(&fleet, thumbs, callers, thumbnail.clone()).await?;
+        remote += drive(&plain, thumbs, callers, thumbnail.clone()).await?;
+        prefetched += drive(&ahead, thumbs, callers, thumbnail.clone()).await?;
     }
-    drop(process);
     let what = format!("thumbnails 1920x1280 -> 320, {threads} threads");
     report(&what, 2 * thumbs, ("local pool", local), ("fleet", remote));
+    report(
+        &what,
+        2 * thumbs,
+        ("local pool", local),
+        ("fleet with prefetch", prefetched),
+    );
     Ok(())
 }
 

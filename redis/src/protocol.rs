@@ -258,4 +258,79 @@ mod tests {
             ))
         );
     }
+
+    /// Incompressible bytes, half of them >= 128 (which MessagePack would write as two
+    /// bytes each if a byte field went out as an integer array).
+    #[cfg(feature = "worker-bin")]
+    fn noise(len: usize) -> Vec<u8> {
+        let mut x = 0x9E37_79B9_7F4A_7C15u64;
+        (0..len)
+            .map(|_| {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                x as u8
+            })
+            .collect()
+    }
+
+    /// Encoded size over raw size.
+    #[cfg(feature = "worker-bin")]
+    fn overhead<T: Serialize>(value: &T, raw: usize) -> f64 {
+        encode(value).unwrap().len() as f64 / raw as f64
+    }
+
+    #[test]
+    #[cfg(feature = "worker-bin")]
+    fn byte_fields_travel_as_binary() {
+        use offload_tasks::thumbnail::{Format, ThumbnailOutput};
+        use offload_tasks::{RenderedPdf, ReportTask, Thumbnail};
+
+        let image = noise(265_800);
+        let job = Thumbnail::fit(image.clone(), 256, 256);
+        let ratio = overhead(&job, image.len());
+        assert!(ratio < 1.01, "a thumbnail job costs {ratio:.3}x its image");
+        let back: Thumbnail = decode(&encode(&job).unwrap()).unwrap();
+        assert_eq!(back, job);
+
+        let output = ThumbnailOutput {
+            bytes: noise(25_000),
+            width: 256,
+            height: 171,
+            format: Format::Jpeg,
+        };
+        assert!(overhead(&output, 25_000) < 1.01);
+        let back: ThumbnailOutput = decode(&encode(&output).unwrap()).unwrap();
+        assert_eq!(back, output);
+
+        let csv = noise(100_000);
+        assert!(overhead(&ReportTask::from_csv(csv), 100_000) < 1.01);
+        let pdf = RenderedPdf {
+            bytes: noise(50_000),
+            pages: 3,
+            replaced_chars: 0,
+        };
+        assert!(overhead(&pdf, 50_000) < 1.01);
+
+        // What an older worker or caller wrote (the bytes as an integer array) still reads.
+        #[derive(Serialize)]
+        struct Legacy {
+            bytes: Vec<u8>,
+            width: u32,
+            height: u32,
+            format: Format,
+        }
+        let legacy = encode(&Legacy {
+            bytes: output.bytes.clone(),
+            width: 256,
+            height: 171,
+            format: Format::Jpeg,
+        })
+        .unwrap();
+        assert!(
+            legacy.len() as f64 > 1.4 * 25_000.0,
+            "the old form was an array"
+        );
+        assert_eq!(decode::<ThumbnailOutput>(&legacy).unwrap(), output);
+    }
 }

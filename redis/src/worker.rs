@@ -1,7 +1,7 @@
 //! `Worker`: serves a queue with an offload `Pool`. One loop takes only as many jobs as the
-//! pool has free threads; each job runs as a tokio task that awaits the pool and finishes
-//! through the owner-checked script; a heartbeat renews the leases of the running jobs and
-//! stops those that were cancelled or lost.
+//! pool has free threads (plus the configured prefetch); each job runs as a tokio task that
+//! awaits the pool and finishes through the owner-checked script; a heartbeat renews the
+//! leases of the held jobs and stops those that were cancelled or lost.
 
 use std::collections::HashMap;
 use std::fmt;
@@ -45,6 +45,7 @@ fn handle<T: Portable>(payload: Vec<u8>, name: &'static str) -> Result<Vec<u8>, 
 pub struct WorkerBuilder {
     pool: Pool,
     handlers: HashMap<&'static str, Handler>,
+    prefetch: usize,
     lease: Duration,
     max_attempts: u32,
     retry_backoff: Duration,
@@ -59,6 +60,7 @@ impl fmt::Debug for WorkerBuilder {
         f.debug_struct("WorkerBuilder")
             .field("pool", &self.pool)
             .field("tasks", &tasks)
+            .field("prefetch", &self.prefetch)
             .field("lease", &self.lease)
             .field("max_attempts", &self.max_attempts)
             .field("retry_backoff", &self.retry_backoff)
@@ -73,6 +75,23 @@ impl WorkerBuilder {
     /// whose decoded task names itself otherwise is dead-lettered.
     pub fn task<T: Portable>(mut self, name: &'static str) -> WorkerBuilder {
         self.handlers.insert(name, handle::<T>);
+        self
+    }
+
+    /// How many jobs this worker holds ready beyond one per pool thread, so that a thread
+    /// whose run ended starts the next job at once instead of idling through the Redis
+    /// round trip that finishes the run and takes a new job. Held jobs wait in the pool's
+    /// queue, their leases renewed as a running job's; a held job's caller may still cancel
+    /// it (it never runs) and its deadline still applies (the pool's deadline-aware
+    /// admission may discard it as expired when it forecasts a miss).
+    ///
+    /// The cost is the one every prefetch has: a held job waits for a thread here even if
+    /// another worker is idle, and a high-priority job taken later starts after the held
+    /// ones. Worth it for jobs that are short beside a round trip to Redis or whose payloads
+    /// are large (images): one per thread is plenty. Default: 0 (a worker holds no more jobs
+    /// than it has free threads).
+    pub fn prefetch(mut self, jobs: usize) -> WorkerBuilder {
+        self.prefetch = jobs;
         self
     }
 
@@ -135,13 +154,14 @@ impl WorkerBuilder {
     pub async fn connect(self, url: &str, queue: &str) -> Result<Worker, ConnectError> {
         let (keys, conn, blocking) = conn::open(url, queue, Duration::from_secs(2)).await?;
         let (ended, ended_rx) = mpsc::unbounded_channel();
+        let threads = self.pool.threads().max(1);
         Ok(Worker {
             ctx: Arc::new(Ctx {
                 consumer: unique_id(),
                 keys,
                 conn,
                 running: Mutex::new(HashMap::new()),
-                slots: Arc::new(Semaphore::new(self.pool.threads().max(1))),
+                slots: Arc::new(Semaphore::new(threads + self.prefetch)),
                 taking: AtomicBool::new(true),
                 config: self,
             }),
@@ -211,8 +231,8 @@ struct Ctx {
     conn: ConnectionManager,
     /// Jobs running now, by job id.
     running: Mutex<HashMap<String, Running>>,
-    /// One permit per pool thread, held from the take to the finish: jobs are taken only
-    /// for permits in hand, so this worker never holds more jobs than threads.
+    /// One permit per pool thread plus the prefetch, held from the take to the finish: jobs
+    /// are taken only for permits in hand, so this worker never holds more jobs than that.
     slots: Arc<Semaphore>,
     /// False once the worker shuts down: the finisher then only finishes.
     taking: AtomicBool,
@@ -256,6 +276,7 @@ impl Worker {
         WorkerBuilder {
             pool,
             handlers: HashMap::new(),
+            prefetch: 0,
             lease: Duration::from_secs(30),
             max_attempts: 3,
             retry_backoff: Duration::from_secs(1),
@@ -300,8 +321,12 @@ impl Worker {
         drop(stop_taking);
         drop(self);
         // Every taken job holds a permit until its finish returned.
-        let threads = u32::try_from(ctx.config.pool.threads().max(1)).unwrap_or(u32::MAX);
-        if let Ok(all) = ctx.slots.acquire_many(threads).await {
+        let held = ctx.config.pool.threads().max(1) + ctx.config.prefetch;
+        if let Ok(all) = ctx
+            .slots
+            .acquire_many(u32::try_from(held).unwrap_or(u32::MAX))
+            .await
+        {
             all.forget();
         }
         let _ = stop_tx.send(());
@@ -548,12 +573,12 @@ async fn execute(
                 job.attempt,
                 stop_rx,
             );
-            let started = Instant::now();
             let outcome = tracing::Instrument::instrument(run, span).await;
-            let busy = started.elapsed();
             ctx.running().remove(&entry.job);
             // Lost to another worker: nothing may be written.
-            let Some(outcome) = outcome else { return };
+            let Some((outcome, busy)) = outcome else {
+                return;
+            };
             (entry.job, entry.reply, outcome, busy)
         }
         Err(reason) => {
@@ -616,8 +641,9 @@ async fn finish_loop(
     }
 }
 
-/// Runs the entry's task on the pool; `None` when the job was lost to another worker (then
-/// nothing may be written).
+/// Runs the entry's task on the pool once a pool thread is free for it; the outcome and how
+/// long it held the thread, or `None` when the job was lost to another worker (then nothing
+/// may be written).
 async fn run_entry(
     ctx: Arc<Ctx>,
     task: String,
@@ -625,9 +651,15 @@ async fn run_entry(
     deadline_ms: u64,
     attempts: u32,
     stop: oneshot::Receiver<Stop>,
-) -> Option<Outcome> {
+) -> Option<(Outcome, Duration)> {
     let config = &ctx.config;
-    let failed = move |message: String| Some(Outcome::Failed { attempts, message });
+    let failed =
+        move |message: String| Some((Outcome::Failed { attempts, message }, Duration::ZERO));
+    // Dropping the run future (when stopped) turns `is_cancelled` true inside the task.
+    let stopped = |stop: Result<Stop, _>| match stop {
+        Ok(Stop::Lost) => None,
+        _ => Some((Outcome::Discard, Duration::ZERO)),
+    };
     if payload.len() > config.max_payload {
         return failed(format!(
             "payload of {} bytes exceeds the worker's {}-byte limit",
@@ -638,7 +670,16 @@ async fn run_entry(
     let Some((&name, &handler)) = config.handlers.get_key_value(task.as_str()) else {
         return failed(format!("unknown task `{task}`"));
     };
-    let mut run = config.pool.run(move || handler(payload, name)).name(name);
+    // A held (prefetched) job waits in the pool's queue, so a thread whose run ended takes
+    // the next one itself, with no hop through this runtime. The run time is measured on
+    // the thread (the retry hint's service time), without the wait.
+    let mut run = config
+        .pool
+        .run(move || {
+            let started = Instant::now();
+            (handler(payload, name), started.elapsed())
+        })
+        .name(name);
     if deadline_ms > 0 {
         let left = deadline_ms.saturating_sub(protocol::now_ms());
         run = run.deadline(Instant::now() + Duration::from_millis(left));
@@ -646,35 +687,42 @@ async fn run_entry(
     // Boxed as `dyn Send`: proves `Send` here, where the captured `&'static str` has its
     // real lifetime (rustc cannot prove it for the bare future inside a spawned one).
     type Pending = std::pin::Pin<
-        Box<dyn Future<Output = Result<Result<Vec<u8>, String>, offload::Error>> + Send>,
+        Box<
+            dyn Future<Output = Result<(Result<Vec<u8>, String>, Duration), offload::Error>> + Send,
+        >,
     >;
     let run: Pending = Box::pin(std::future::IntoFuture::into_future(run));
     let result = tokio::select! {
         result = run => result,
-        stop = stop => {
-            // Dropping the run future turns `is_cancelled` true inside the task.
-            return match stop {
-                Ok(Stop::Lost) => None,
-                _ => Some(Outcome::Discard),
-            };
-        }
+        stop = stop => return stopped(stop),
     };
-    match result {
-        Ok(Ok(output)) => Some(Outcome::Output(output)),
-        Ok(Err(reason)) => failed(reason),
+    let busy = result.as_ref().map_or(Duration::ZERO, |(_, busy)| *busy);
+    let outcome = match result.map(|(output, _)| output) {
+        Ok(Ok(output)) => Outcome::Output(output),
+        Ok(Err(message)) => Outcome::Failed { attempts, message },
         Err(offload::Error::Panicked { message, .. }) => {
             let message = format!("task `{name}` panicked: {message}");
             if attempts >= config.max_attempts {
-                return failed(message);
+                Outcome::Failed { attempts, message }
+            } else {
+                let due_ms = protocol::ms_after(backoff(config.retry_backoff, attempts));
+                Outcome::Retry { due_ms, message }
             }
-            let due_ms = protocol::ms_after(backoff(config.retry_backoff, attempts));
-            Some(Outcome::Retry { due_ms, message })
         }
         // The caller's deadline passed: nobody waits for the result.
-        Err(offload::Error::TimedOut { .. }) => Some(Outcome::Discard),
+        Err(offload::Error::TimedOut { .. }) => Outcome::Discard,
+        // The pool's deadline-aware admission forecasts that a held job would finish past its
+        // caller's deadline: as one that expired. Without a deadline only a pool shedding a
+        // standing queue (`queue_delay`) refuses: back to the queue after a backoff.
+        Err(offload::Error::Overloaded { .. }) if deadline_ms > 0 => Outcome::Discard,
+        Err(offload::Error::Overloaded { .. }) => Outcome::Retry {
+            due_ms: protocol::ms_after(backoff(config.retry_backoff, attempts)),
+            message: format!("the worker's pool refused task `{name}` (overloaded)"),
+        },
         // The pool was closed under the worker: leave the job to the lease.
-        Err(_) => None,
-    }
+        Err(_) => return None,
+    };
+    Some((outcome, busy))
 }
 
 /// `base * 2^(attempt-1)`, jittered by ±50 %, at most an hour.

@@ -3,7 +3,7 @@
 //!
 //! ```text
 //! cargo run --release -p offload-redis --bin offload-worker -- \
-//!     --redis redis://127.0.0.1:6379/ --queue tasks --threads 4 --lease-ms 30000
+//!     --redis redis://127.0.0.1:6379/ --queue tasks --threads 4 --lease-ms 30000 [--prefetch 4]
 //! ```
 
 use std::time::Duration;
@@ -27,6 +27,11 @@ struct Args {
     /// Worker threads, which is also how many jobs this worker holds at once (0: one per CPU).
     #[arg(long, default_value_t = 0)]
     threads: usize,
+    /// Jobs held ready beyond one per thread, so a thread whose run ended starts the next
+    /// at once instead of waiting out the round trip to Redis (0: none; 1 per thread suits
+    /// thumbnails). A held job waits for this worker's threads even if another is idle.
+    #[arg(long, default_value_t = 0)]
+    prefetch: usize,
     /// The lease on a running job, renewed by heartbeats; a dead worker's jobs move on after it.
     #[arg(long, default_value_t = 30_000)]
     lease_ms: u64,
@@ -48,6 +53,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .task::<PdfReportTask>("pdf_report")
         .lease(Duration::from_millis(args.lease_ms.max(30)))
         .max_attempts(args.max_attempts.max(1))
+        .prefetch(args.prefetch)
         .connect(&args.redis, &args.queue)
         .await?;
     eprintln!(

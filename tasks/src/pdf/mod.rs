@@ -142,6 +142,7 @@ impl Table {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RenderedPdf {
     /// The PDF file.
+    #[serde(with = "serde_bytes")]
     pub bytes: Vec<u8>,
     /// Its page count.
     pub pages: u32,

@@ -78,9 +78,9 @@ pub use self::types::{
 #[serde(rename_all = "snake_case")]
 pub enum Input {
     /// CSV (RFC 4180 quoting, `\n` or `\r\n` line ends) with a header row.
-    Csv(Vec<u8>),
+    Csv(#[serde(with = "serde_bytes")] Vec<u8>),
     /// A JSON array of objects.
-    Json(Vec<u8>),
+    Json(#[serde(with = "serde_bytes")] Vec<u8>),
 }
 
 impl fmt::Debug for Input {

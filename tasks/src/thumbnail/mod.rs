@@ -311,6 +311,7 @@ impl ThumbnailOptions {
 #[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ThumbnailOutput {
     /// The encoded image, without metadata.
+    #[serde(with = "serde_bytes")]
     pub bytes: Vec<u8>,
     /// Width in pixels, upright.
     pub width: u32,
@@ -349,6 +350,7 @@ impl std::fmt::Debug for ThumbnailOutput {
 /// ```
 #[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Thumbnail {
+    #[serde(with = "serde_bytes")]
     bytes: Vec<u8>,
     options: ThumbnailOptions,
 }
