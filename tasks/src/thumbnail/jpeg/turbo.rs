@@ -1,4 +1,8 @@
 //! The libjpeg-turbo backend (feature `turbojpeg`).
+//!
+//! It shrinks on load like the default backend: `decode` gets the DCT scale that
+//! `jpeg::shrink` picks for both, so at 1/8 the work is mostly Huffman decoding, which SIMD
+//! does not speed up (see the README's thumbnail tables).
 
 use turbojpeg::{Colorspace, Compressor, Decompressor, Image, PixelFormat, ScalingFactor, Subsamp};
 
