@@ -15,7 +15,7 @@ use crate::countdown::Countdown;
 use crate::error::{Error, TryRunError};
 use crate::handle::{Deferred, TaskHandle};
 use crate::inline::Inline;
-use crate::job::{self, Charge, JobMeta, Packed};
+use crate::job::{self, Charge, Job, JobMeta};
 use crate::lag::ReactorLag;
 use crate::metrics::{Counters, Gauges, Metrics, Outcome, Recorder};
 use crate::priority::Priority;
@@ -132,25 +132,19 @@ impl Backend {
             Kind::Threads(scheduler) => {
                 let expected = self.recorder.expected_run(name);
                 let charge = Charge::new(expected, task.cost(), options.priority);
-                let packed = Packed::new(task, meta, charge, batch);
                 let admission = match scheduler.admit(charge, deadline) {
                     Ok(admission) => admission,
-                    Err(refused) => {
-                        let task = packed.unpack();
-                        return Err(match refused {
-                            Refused::Full => TryRunError::Full(task),
-                            Refused::Closed => TryRunError::Closed(task),
-                            Refused::Late(retry_after) => {
-                                TryRunError::Overloaded { task, retry_after }
-                            }
-                        });
+                    Err(Refused::Full) => return Err(TryRunError::Full(task)),
+                    Err(Refused::Closed) => return Err(TryRunError::Closed(task)),
+                    Err(Refused::Late(retry_after)) => {
+                        return Err(TryRunError::Overloaded { task, retry_after });
                     }
                 };
                 self.counters.submitted();
                 if let Some(countdown) = batch {
                     countdown.add();
                 }
-                let (job, reply, slot) = packed.into_job();
+                let (job, reply, slot) = Job::new(task, meta, charge, batch);
                 scheduler.enqueue(admission, job);
                 let counters = Arc::clone(&self.counters);
                 Ok(TaskHandle::waiting(

@@ -106,24 +106,20 @@ pub(crate) struct Job {
     pub(crate) forecast: bool,
 }
 
-/// A task packed with its metadata and result channel before admission, so that an admitted
-/// job is queued right after its slot is reserved: a drainer that sees the slot taken finds
-/// the job in the channel, instead of waiting while its submitter allocates.
-pub(crate) struct Packed<T: Task> {
-    body: Arc<TaskJob<T>>,
-    reply: Reply<T::Output>,
-}
-
-impl<T: Task> Packed<T> {
-    /// A job of a batch also ticks the batch's countdown once it is done with, however it
-    /// ends; the submitter adds it to the countdown once admitted.
-    pub(crate) fn new(
+impl Job {
+    /// Packs a task, its metadata and the sending half of its result channel; returns the
+    /// job, the receiving half, and the handle's way to withdraw the task while it is
+    /// queued (the same allocation). A job of a batch also ticks the batch's countdown once
+    /// it is done with, however it ends.
+    pub(crate) fn new<T: Task>(
         task: T,
         meta: JobMeta,
         charge: Charge,
         batch: Option<&Arc<Countdown>>,
-    ) -> Packed<T> {
-        let (tx, reply) = oneshot::async_channel();
+    ) -> (Job, Reply<T::Output>, Arc<dyn Withdraw>) {
+        let (tx, rx) = oneshot::async_channel();
+        let enqueued = meta.enqueued;
+        let deadline = meta.deadline;
         let body = Arc::new(TaskJob {
             meta,
             charge,
@@ -135,37 +131,17 @@ impl<T: Task> Packed<T> {
                 tick: Tick(batch.map(Arc::clone)),
             })),
         });
-        Packed { body, reply }
-    }
-
-    /// Admission refused the task: hands it back untouched, ticking no countdown.
-    pub(crate) fn unpack(self) -> T {
-        let mut parts = self
-            .body
-            .take_parts()
-            .expect("a packed job keeps its parts");
-        // Never added to the batch's countdown, so it must not tick it either.
-        parts.tick.0 = None;
-        parts.task.take().expect("a packed job keeps its task")
-    }
-
-    /// Admitted: the job to queue, the receiving half of its result channel, and the
-    /// handle's way to withdraw the task while it is queued (the same allocation).
-    pub(crate) fn into_job(self) -> (Job, Reply<T::Output>, Arc<dyn Withdraw>) {
-        let Packed { body, reply } = self;
         let withdraw = Arc::clone(&body) as Arc<dyn Withdraw>;
         let job = Job {
-            charge: body.charge,
-            enqueued: body.meta.enqueued,
-            deadline: body.meta.deadline,
-            forecast: false,
             body: Some(body),
+            charge,
+            enqueued,
+            deadline,
+            forecast: false,
         };
-        (job, reply, withdraw)
+        (job, rx, withdraw)
     }
-}
 
-impl Job {
     /// A drainer claims the task, to run it or to resolve it unrun (abandoned, shed, timed
     /// out). `false`: its handle withdrew it first, and only the empty job is left to drop.
     pub(crate) fn claim(&self) -> bool {

@@ -364,16 +364,14 @@ impl Scheduler {
                 .is_none_or(|finish| finish > deadline)
     }
 
-    /// Pops a claimed job. Its submitter pushes right after admission (the job is packed
-    /// before), so if the queues look empty the push is a few instructions away: spin
-    /// briefly, and yield only if the submitter was preempted in between.
+    /// Pops a claimed job. Its submitter pushes right after admission, so if the queues look
+    /// empty the push is a moment away.
     fn pop_claimed(&self) -> Job {
-        let backoff = crossbeam_utils::Backoff::new();
         loop {
             if let Some(job) = self.queues.iter().find_map(|q| q.rx.try_recv().ok()) {
                 return job;
             }
-            backoff.snooze();
+            std::thread::yield_now();
         }
     }
 
