@@ -115,6 +115,18 @@ struct Args {
     /// service's.
     #[arg(long)]
     drain_refused_kb: Option<usize>,
+    /// `fleet`: the showdown's Redis `appendfsync` policy. `always` flushes the append-only
+    /// file to disk before each write is acknowledged (a Redis crash loses nothing it
+    /// answered); `everysec`, Redis's default for AOF, flushes once a second (a crash of the
+    /// machine can lose the last second; a restart of Redis loses nothing).
+    #[arg(long, value_enum, default_value = "always")]
+    redis_fsync: fleet::Fsync,
+    /// `fleet`: jobs the worker holds ready in its pool's queue beyond one per thread
+    /// (`WorkerBuilder::prefetch`), so a thread that ends a job starts the next without
+    /// waiting for a round trip to Redis. Default: the thread count, as the local pool's
+    /// queue holds work ready too; 0 takes a job only for a free thread.
+    #[arg(long)]
+    fleet_prefetch: Option<usize>,
     /// Print JSON instead of the table.
     #[arg(long)]
     json: bool,
@@ -287,7 +299,7 @@ fn main() -> anyhow::Result<()> {
         return overload::serve(server, &args, threads);
     }
     if let Some(url) = &args.fleet_worker {
-        return fleet::work(url, threads);
+        return fleet::work(url, threads, args.fleet_prefetch.unwrap_or(threads));
     }
     if args.overload {
         return overload::main(&args, threads);
@@ -398,7 +410,11 @@ fn run_mode(
             None,
         ),
         None => {
-            let fleet = fleet::Fleet::start(threads)?;
+            let fleet = fleet::Fleet::start(
+                threads,
+                args.fleet_prefetch.unwrap_or(threads),
+                args.redis_fsync,
+            )?;
             (fleet.config(), Some(fleet))
         }
     };
@@ -579,7 +595,9 @@ fn print_table(outcomes: &[Outcome], args: &Args, threads: usize) {
     if let (Some(offload), Some(fleet)) = (find(Contender::Offload), find(Contender::Fleet)) {
         println!();
         println!(
-            "fleet vs offload: responses/s {:.2}x, /healthz p99 {:.2} vs {:.2} ms",
+            "fleet (appendfsync {}, prefetch {}) vs offload: responses/s {:.2}x, /healthz p99 {:.2} vs {:.2} ms",
+            args.redis_fsync.as_str(),
+            args.fleet_prefetch.unwrap_or(threads),
             fleet.responses_per_s / offload.responses_per_s.max(1e-9),
             fleet.healthz_p99_ms,
             offload.healthz_p99_ms

@@ -33,7 +33,26 @@ pub(crate) fn ensure_redis() -> anyhow::Result<()> {
     Ok(())
 }
 
-/// A running Redis and one worker process with `threads` pool threads.
+/// The showdown Redis's `appendfsync` policy (`--redis-fsync`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub(crate) enum Fsync {
+    /// Flush the append-only file before acknowledging each write.
+    Always,
+    /// Flush it once a second.
+    Everysec,
+}
+
+impl Fsync {
+    pub(crate) fn as_str(self) -> &'static str {
+        match self {
+            Fsync::Always => "always",
+            Fsync::Everysec => "everysec",
+        }
+    }
+}
+
+/// A running Redis and one worker process with `threads` pool threads and `prefetch` jobs
+/// held ready.
 pub(crate) struct Fleet {
     // Dropped first: the worker goes before its Redis.
     worker: WorkerProcess,
@@ -41,15 +60,18 @@ pub(crate) struct Fleet {
 }
 
 impl Fleet {
-    pub(crate) fn start(threads: usize) -> anyhow::Result<Fleet> {
+    pub(crate) fn start(threads: usize, prefetch: usize, fsync: Fsync) -> anyhow::Result<Fleet> {
         ensure_redis()?;
-        let redis = RedisServer::start().context("redis-server is not installed")?;
+        let redis = RedisServer::start_with(&["--appendfsync", fsync.as_str()])
+            .context("redis-server is not installed")?;
         let (process, line) = spawn_self(
             &[
                 "--fleet-worker",
                 &redis.url(),
                 "--threads",
                 &threads.to_string(),
+                "--fleet-prefetch",
+                &prefetch.to_string(),
             ],
             "fleet worker",
         )?;
@@ -109,9 +131,10 @@ impl Drop for WorkerProcess {
     }
 }
 
-/// `--fleet-worker URL`: serves the built-in tasks on a pool of `threads` threads, after
-/// printing `ready` for the parent, until stdin closes.
-pub(crate) fn work(url: &str, threads: usize) -> anyhow::Result<()> {
+/// `--fleet-worker URL`: serves the built-in tasks on a pool of `threads` threads, holding up
+/// to `prefetch` more jobs ready in the pool's queue, after printing `ready` for the parent,
+/// until stdin closes.
+pub(crate) fn work(url: &str, threads: usize, prefetch: usize) -> anyhow::Result<()> {
     // The worker's own I/O (Redis) needs little: the pool does the work.
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)
@@ -121,6 +144,7 @@ pub(crate) fn work(url: &str, threads: usize) -> anyhow::Result<()> {
     let pool = Pool::builder().threads(threads).build()?;
     runtime.block_on(async {
         let worker = Worker::builder(pool.clone())
+            .prefetch(prefetch)
             .task::<Thumbnail>("thumbnail")
             .task::<ReportTask>("report")
             .task::<PdfReportTask>("pdf_report")
