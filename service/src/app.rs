@@ -20,6 +20,7 @@ use tokio::sync::{Semaphore, watch};
 use tokio::task::JoinSet;
 use tokio::time::Instant;
 
+use crate::config::MIN_READ_BUFFER;
 use crate::state::AppState;
 use crate::{guard, prometheus, report, thumbnail, trace};
 
@@ -96,7 +97,8 @@ pub async fn serve(
     let router = app(state.clone());
     let mut http = http1::Builder::new();
     http.timer(TokioTimer::new())
-        .header_read_timeout(config.header_timeout);
+        .header_read_timeout(config.header_timeout)
+        .max_buf_size(config.read_buffer.max(MIN_READ_BUFFER));
     let open = Arc::new(Semaphore::new(config.max_connections.max(1)));
     let refusing = Arc::new(Semaphore::new(REFUSING_AT_ONCE));
     let (stop, stopping) = watch::channel(false);

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use axum::http::{StatusCode, header};
 use offload_service::{Config, Mode};
-use offload_service_support::{Reply, call, post, state_with};
+use offload_service_support::{Reply, Serving, call, fill, post, state_with};
 use offload_test_hostile as hostile;
 use peakmem_alloc::{INSTRUMENTED_SYSTEM, PeakMemAlloc, PeakMemAllocTrait};
 
@@ -145,4 +145,86 @@ fn a_json_report_of_zeros_is_refused_at_the_first_row() {
     let cost = send("/report", "application/json", body);
     assert_refused(&cost, 8);
     assert!(cost.reply.text().contains("row 1"), "{}", cost.reply.text());
+}
+
+/// Many uploads streaming in at once, the shape of the showdown's 10x overload: the pool
+/// refuses each from its head and the server reads its body to throw it away. Each
+/// connection holds at most `Config::read_buffer` of it at a time; with hyper's default
+/// (growing to about 400 KiB per connection) these 64 connections held 25 MB.
+#[test]
+fn refused_uploads_streaming_in_at_once_hold_at_most_their_read_buffers() {
+    const CONNECTIONS: usize = 64;
+    const BODY: usize = 1 << 20;
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let config = Config {
+        mode: Mode::Offload,
+        threads: Some(1),
+        queue: Some(1),
+        drain_refused: BODY,
+        ..Config::default()
+    };
+    let request: &'static [u8] = {
+        let mut request = format!(
+            "POST /thumbnail HTTP/1.1\r\nhost: test\r\ncontent-type: image/jpeg\r\n\
+             content-length: {BODY}\r\n\r\n"
+        )
+        .into_bytes();
+        request.resize(request.len() + BODY, 0);
+        request.leak()
+    };
+    let (answers, peak) = runtime.block_on(async {
+        let s = state_with(config);
+        let server = Serving::start(s.clone()).await;
+        let full = fill(s.pool());
+        INSTRUMENTED_SYSTEM.reset_peak_memory();
+        let clients: Vec<_> = (0..CONNECTIONS)
+            .map(|_| tokio::spawn(upload_and_read_answer(server.addr, request)))
+            .collect();
+        let mut answers = Vec::new();
+        for client in clients {
+            answers.push(tokio::time::timeout(BUDGET, client).await.unwrap().unwrap());
+        }
+        let peak = INSTRUMENTED_SYSTEM.get_peak_memory();
+        full.release().await;
+        server.stop_and_wait().await;
+        (answers, peak)
+    });
+    eprintln!(
+        "{CONNECTIONS} refused 1 MiB uploads at once: peak {:.1} MB",
+        peak as f64 / MB as f64
+    );
+    for answer in &answers {
+        assert!(answer.starts_with("HTTP/1.1 503"), "{answer}");
+    }
+    // The default read buffers (16 KiB) with room to spare, and 1 MB for the connections'
+    // tasks and the clients: 5.2 MB. Measured 2.4 MB; 25.7 MB with `read_buffer: 1 << 20`.
+    let bound = CONNECTIONS * (64 << 10) + MB;
+    assert!(
+        peak <= bound,
+        "peak {:.1} MB > {:.1} MB",
+        peak as f64 / MB as f64,
+        bound as f64 / MB as f64
+    );
+}
+
+/// Sends `request` whole on a new connection, then reads the answer's head.
+async fn upload_and_read_answer(addr: std::net::SocketAddr, request: &[u8]) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    stream.write_all(request).await.unwrap();
+    let mut head = Vec::new();
+    let mut buf = [0u8; 1024];
+    while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+        let n = stream.read(&mut buf).await.unwrap();
+        if n == 0 {
+            break;
+        }
+        head.extend_from_slice(&buf[..n]);
+    }
+    String::from_utf8_lossy(&head).into_owned()
 }
