@@ -115,6 +115,11 @@ struct Args {
     /// service's.
     #[arg(long)]
     drain_refused_kb: Option<usize>,
+    /// `--overload`, `--soak`: the offload servers' bound on queued request bodies
+    /// (`Config::queue_bytes`), in MiB. Default: none (the library's default; the service
+    /// binary's `--queue-mb` is 256).
+    #[arg(long)]
+    queue_mb: Option<u64>,
     /// `fleet`: the showdown's Redis `appendfsync` policy. `always` flushes the append-only
     /// file to disk before each write is acknowledged (a Redis crash loses nothing it
     /// answered); `everysec`, Redis's default for AOF, flushes once a second (a crash of the

@@ -79,6 +79,7 @@ impl Server {
             drain_refused: args
                 .drain_refused_kb
                 .map_or(defaults.drain_refused, |kb| kb * 1024),
+            queue_bytes: args.queue_mb.map(|mb| mb << 20),
             ..defaults
         }
     }
@@ -107,6 +108,7 @@ struct Report {
     deadline_ms: u64,
     duration_s: f64,
     expect_continue: bool,
+    queue_mb: Option<u64>,
     capacity_clients: usize,
     capacity_per_s: f64,
     rows: Vec<Row>,
@@ -141,6 +143,7 @@ pub(crate) fn main(args: &Args, threads: usize) -> anyhow::Result<()> {
         deadline_ms: args.deadline_ms,
         duration_s: args.duration,
         expect_continue: args.expect_continue,
+        queue_mb: args.queue_mb,
         capacity_clients: args.clients,
         capacity_per_s: capacity,
         rows,
@@ -285,14 +288,18 @@ struct Child {
 }
 
 impl Child {
-    /// Starts `server` with `threads` threads (and `args`' drain setting) and waits for its
-    /// address.
+    /// Starts `server` with `threads` threads (and `args`' drain and queued-bytes settings)
+    /// and waits for its address.
     fn start(server: Server, args: &Args, threads: usize) -> anyhow::Result<Child> {
         let threads = threads.to_string();
         let mut argv = vec!["--serve", server.as_str(), "--threads", &threads];
         let drain = args.drain_refused_kb.map(|kb| kb.to_string());
         if let Some(kb) = &drain {
             argv.extend(["--drain-refused-kb", kb]);
+        }
+        let queue_mb = args.queue_mb.map(|mb| mb.to_string());
+        if let Some(mb) = &queue_mb {
+            argv.extend(["--queue-mb", mb]);
         }
         let (mut process, line) = spawn_self(&argv, server.as_str())?;
         let addr = line
@@ -585,7 +592,7 @@ fn print_table(report: &Report) {
     println!(
         "overload, {} work: capacity {:.1} responses/s ({} closed-loop clients, offload); \
          open-loop arrivals for {:.0} s per row, {} ms request deadline; server runtime and \
-         pool: {} threads; each server in a child process, the load generator here (1 thread){}",
+         pool: {} threads; each server in a child process, the load generator here (1 thread){}{}",
         report.task.as_str(),
         report.capacity_per_s,
         report.capacity_clients,
@@ -597,6 +604,9 @@ fn print_table(report: &Report) {
         } else {
             ""
         },
+        report
+            .queue_mb
+            .map_or(String::new(), |mb| format!("; queued bodies at most {mb} MiB")),
     );
     println!();
     println!(
