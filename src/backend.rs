@@ -182,17 +182,21 @@ impl Backend {
             }
             Kind::Inline(inline) => inline.is_closed().then_some(Refused::Closed),
         };
-        match refused {
-            None => Ok(()),
-            Some(Refused::Closed) => Err(Error::Closed),
-            Some(Refused::Full) => Err(Error::Overloaded {
-                task: name,
-                retry_after: self.retry_after(),
-            }),
-            Some(Refused::Late(retry_after)) => Err(Error::Overloaded {
-                task: name,
-                retry_after,
-            }),
+        refused.map_or(Ok(()), |refused| Err(self.refusal_error(refused, name)))
+    }
+
+    /// The error a caller that does not wait for room learns when a task named `name` is
+    /// refused: [`Error::Overloaded`], retrying after the predicted drain time for a full
+    /// queue or the forecast's for a late task, or [`Error::Closed`].
+    pub(crate) fn refusal_error(&self, refused: Refused, name: &'static str) -> Error {
+        let retry_after = match refused {
+            Refused::Closed => return Error::Closed,
+            Refused::Full => self.retry_after(),
+            Refused::Late(retry_after) => retry_after,
+        };
+        Error::Overloaded {
+            task: name,
+            retry_after,
         }
     }
 

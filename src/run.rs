@@ -15,7 +15,7 @@ use crate::backend::{Backend, Options};
 use crate::error::{Error, TryRunError};
 use crate::handle::TaskHandle;
 use crate::priority::Priority;
-use crate::scheduler::RoomWait;
+use crate::scheduler::{self, RoomWait};
 use crate::task::Task;
 use crate::time::Timer;
 
@@ -125,15 +125,14 @@ impl<T: Task> Run<T> {
     pub(crate) fn submit_or_refuse(self) -> Result<TaskHandle<T::Output>, Error> {
         let name = self.options.name;
         self.submit_now().map_err(|(refusal, backend)| {
-            let (task, retry_after) = match refusal {
-                TryRunError::Full(task) => (task, backend.retry_after()),
-                TryRunError::Overloaded { task, retry_after } => (task, retry_after),
-                TryRunError::Closed(_) => return Error::Closed,
+            let (task, refused) = match refusal {
+                TryRunError::Full(task) => (task, scheduler::Refused::Full),
+                TryRunError::Overloaded { task, retry_after } => {
+                    (task, scheduler::Refused::Late(retry_after))
+                }
+                TryRunError::Closed(task) => (task, scheduler::Refused::Closed),
             };
-            Error::Overloaded {
-                task: name.unwrap_or_else(|| task.name()),
-                retry_after,
-            }
+            backend.refusal_error(refused, name.unwrap_or_else(|| task.name()))
         })
     }
 }

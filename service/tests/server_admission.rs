@@ -7,7 +7,7 @@
 use std::net::SocketAddr;
 
 use axum::http::StatusCode;
-use offload_service::{Config, Mode};
+use offload_service::{AppState, Config, Mode};
 use offload_service_support::{PATIENCE, PHOTO, Serving, call, fill, post, state_with};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -24,6 +24,13 @@ fn small(config: Config) -> Config {
         request_timeout: PATIENCE * 2,
         ..config
     }
+}
+
+/// A service with [`small`]`(config)`'s pool, serving on a loopback port.
+async fn serve_small(config: Config) -> (AppState, Serving) {
+    let s = state_with(small(config));
+    let server = Serving::start(s.clone()).await;
+    (s, server)
 }
 
 /// The head of `POST /thumbnail` for a body of `length` bytes, with `extra` header lines.
@@ -97,8 +104,7 @@ const HEALTHZ: &[u8] = b"GET /healthz HTTP/1.1\r\nhost: test\r\n\r\n";
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn smoke() {
-    let s = state_with(small(Config::default()));
-    let server = Serving::start(s.clone()).await;
+    let (_state, server) = serve_small(Config::default()).await;
     let mut wire = Wire::connect(server.addr).await;
     wire.send(thumbnail_head(PHOTO.len(), "").as_bytes()).await;
     wire.send(PHOTO).await;
@@ -109,8 +115,7 @@ async fn smoke() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_client_expecting_100_continue_is_refused_without_being_asked_for_its_body() {
-    let s = state_with(small(Config::default()));
-    let server = Serving::start(s.clone()).await;
+    let (s, server) = serve_small(Config::default()).await;
     let full = fill(s.pool());
     let mut wire = Wire::connect(server.addr).await;
     // The head only: a client that sent `Expect` sends its body after `100 Continue`.
@@ -139,8 +144,7 @@ async fn a_client_expecting_100_continue_is_refused_without_being_asked_for_its_
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_refusal_is_answered_from_the_head_and_the_body_sent_after_it_keeps_the_connection() {
-    let s = state_with(small(Config::default()));
-    let server = Serving::start(s.clone()).await;
+    let (s, server) = serve_small(Config::default()).await;
     let full = fill(s.pool());
     let mut wire = Wire::connect(server.addr).await;
     // No `Expect`, and the body held back: the answer cannot be waiting for it.
@@ -161,11 +165,11 @@ async fn a_refusal_is_answered_from_the_head_and_the_body_sent_after_it_keeps_th
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_refused_body_over_the_drain_bound_is_not_read_and_the_connection_closes() {
-    let s = state_with(small(Config {
+    let (s, server) = serve_small(Config {
         drain_refused: PHOTO.len() - 1,
         ..Config::default()
-    }));
-    let server = Serving::start(s.clone()).await;
+    })
+    .await;
     let full = fill(s.pool());
     let mut wire = Wire::connect(server.addr).await;
     wire.send(thumbnail_head(PHOTO.len(), "").as_bytes()).await;
@@ -180,11 +184,11 @@ async fn a_refused_body_over_the_drain_bound_is_not_read_and_the_connection_clos
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_body_that_would_overflow_the_queued_bytes_is_refused_unread() {
-    let s = state_with(small(Config {
+    let (s, server) = serve_small(Config {
         queue_bytes: Some(PHOTO.len() as u64),
         ..Config::default()
-    }));
-    let server = Serving::start(s.clone()).await;
+    })
+    .await;
     let busy = offload_service_support::occupy(s.pool());
     // One photo queued fills the bound (the queue has room for three more by count).
     let queued = tokio::spawn({
@@ -204,11 +208,11 @@ async fn a_body_that_would_overflow_the_queued_bytes_is_refused_unread() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn with_a_cache_the_body_is_read_since_the_answer_may_be_cached() {
-    let s = state_with(small(Config {
+    let (s, server) = serve_small(Config {
         cache_bytes: 1 << 20,
         ..Config::default()
-    }));
-    let server = Serving::start(s.clone()).await;
+    })
+    .await;
     let full = fill(s.pool());
     let mut wire = Wire::connect(server.addr).await;
     wire.send(thumbnail_head(PHOTO.len(), "expect: 100-continue\r\n").as_bytes())

@@ -163,7 +163,7 @@ impl Scheduler {
         charge: Charge,
         deadline: Option<Instant>,
     ) -> Result<Admission, Refused> {
-        let forecast = self.meets_deadline(charge, deadline)?;
+        let forecast = self.meets_deadline(charge, deadline, || self.load())?;
         if !self.backlog.reserve_cost(charge.cost, self.cost_limit) {
             return Err(Refused::Full);
         }
@@ -190,12 +190,17 @@ impl Scheduler {
     /// says would finish past it. Returns whether the task is admitted against the forecast
     /// (rather than because a thread is free and nothing waits: such a task starts at once,
     /// and its run teaches the forecast, so an estimate from a slow past cannot lock a task
-    /// out for good).
-    fn meets_deadline(&self, charge: Charge, deadline: Option<Instant>) -> Result<bool, Refused> {
+    /// out for good). `load` is read only for a task with a deadline.
+    fn meets_deadline(
+        &self,
+        charge: Charge,
+        deadline: Option<Instant>,
+        load: impl FnOnce() -> Load,
+    ) -> Result<bool, Refused> {
         let Some(deadline) = deadline.filter(|_| self.deadline_admission) else {
             return Ok(false);
         };
-        let load = self.load();
+        let load = load();
         if load.queued == 0 && load.running < self.threads {
             return Ok(false);
         }
@@ -215,9 +220,10 @@ impl Scheduler {
         if self.is_closed() {
             return Err(Refused::Closed);
         }
-        self.meets_deadline(charge, deadline)?;
-        if !self.backlog.has_room_for(charge.cost, self.cost_limit)
-            || self.load().queued >= self.capacity
+        // One reading of the load for both halves, so they judge the same queue.
+        let load = self.load();
+        self.meets_deadline(charge, deadline, || load)?;
+        if !self.backlog.has_room_for(charge.cost, self.cost_limit) || load.queued >= self.capacity
         {
             return Err(Refused::Full);
         }

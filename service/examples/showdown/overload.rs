@@ -604,9 +604,9 @@ fn print_table(report: &Report) {
         } else {
             ""
         },
-        report
-            .queue_mb
-            .map_or(String::new(), |mb| format!("; queued bodies at most {mb} MiB")),
+        report.queue_mb.map_or(String::new(), |mb| format!(
+            "; queued bodies at most {mb} MiB"
+        )),
     );
     println!();
     println!(
