@@ -107,18 +107,3 @@ where
         pause = (pause * 2).min(Duration::from_millis(200));
     }
 }
-
-/// Invokes a prepared script through [`retry`]: `EVALSHA`, loading the script when Redis
-/// does not have it (after a restart).
-pub(crate) async fn invoke<T: redis::FromRedisValue + Send>(
-    conn: ConnectionManager,
-    call: redis::ScriptInvocation<'static>,
-    budget: Duration,
-) -> Result<T, RedisError> {
-    let call = std::sync::Arc::new(call);
-    retry(budget, move || {
-        let (call, mut conn) = (std::sync::Arc::clone(&call), conn.clone());
-        async move { call.invoke_async::<T>(&mut conn).await }
-    })
-    .await
-}

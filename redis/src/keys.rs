@@ -25,6 +25,9 @@ pub(crate) struct Keys {
     pub(crate) dead: String,
     /// Live workers: a sorted set of consumer names scored by their last heartbeat (ms).
     pub(crate) workers: String,
+    /// Each queued job's payload by job id, beside its stream entry rather than in it: a
+    /// payload that entered a Lua script would be hashed byte by byte (see `submit.lua`).
+    pub(crate) payloads: String,
 }
 
 impl Keys {
@@ -39,6 +42,7 @@ impl Keys {
             stats: key("stats"),
             dead: key("dead"),
             workers: key("workers"),
+            payloads: key("payloads"),
             prefix,
         }
     }
@@ -80,6 +84,7 @@ mod tests {
             &keys.stats,
             &keys.dead,
             &keys.workers,
+            &keys.payloads,
         ];
         for key in all {
             assert!(key.starts_with("offload:{thumbs}:"), "{key}");

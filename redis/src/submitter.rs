@@ -116,30 +116,103 @@ async fn batch_loop(mut queued: mpsc::UnboundedReceiver<Request>, target: Arc<Ta
     }
 }
 
-/// One submit call for `batch`; each request gets its answer.
+/// One submit call for `batch`; each request gets its answer. One transaction: the
+/// payloads into the payloads hash, then the submit script with the rest of each entry.
 async fn send(target: &Target, batch: Vec<Request>) {
     let keys = &target.keys;
-    let mut call = scripts::SUBMIT.prepare_invoke();
+    let mut payloads = redis::cmd("HSET");
+    payloads.arg(&keys.payloads);
+    let mut script = redis::cmd("EVAL");
+    script.arg(scripts::SUBMIT).arg(keys.streams.len() + 4);
     for stream in &keys.streams {
-        call.key(stream);
+        script.arg(stream);
     }
-    call.key(&keys.delayed)
-        .key(&keys.workers)
-        .key(&keys.stats)
+    script
+        .arg(&keys.delayed)
+        .arg(&keys.workers)
+        .arg(&keys.stats)
+        .arg(&keys.payloads)
         .arg(target.backlog_cap)
         .arg(batch.len());
+    let mut stored = 0;
     for request in &batch {
-        call.arg(request.stream + 1).arg(request.fields.len());
-        for field in &request.fields {
-            call.arg(field.as_slice());
+        let (entry, payload) = split_payload(&request.fields);
+        if let Some((job, payload)) = payload {
+            payloads.arg(job).arg(payload);
+            stored += 1;
+        }
+        script.arg(request.stream + 1).arg(entry.len());
+        for field in entry {
+            script.arg(field);
         }
     }
-    let answers = conn::invoke::<Vec<Vec<i64>>>(target.conn.clone(), call, target.budget).await;
+    let mut transaction = redis::pipe();
+    transaction.atomic();
+    if stored > 0 {
+        transaction.add_command(payloads).ignore();
+    }
+    transaction.add_command(script);
+    let answers = conn::retry(target.budget, || {
+        let (transaction, mut conn) = (&transaction, target.conn.clone());
+        async move {
+            transaction
+                .query_async::<(Vec<Vec<i64>>,)>(&mut conn)
+                .await
+                .map(|(answers,)| answers)
+        }
+    })
+    .await;
     for (i, request) in batch.into_iter().enumerate() {
         let answer = match &answers {
             Ok(all) => Ok(all.get(i).cloned().unwrap_or_default()),
             Err(e) => Err(e.to_string()),
         };
         let _ = request.answer.send((answer, request.fields));
+    }
+}
+
+/// A job id and its payload, bound for the payloads hash.
+type Stored<'a> = (&'a [u8], &'a [u8]);
+
+/// An entry's fields without its `payload` pair, and its job id and payload (when it has
+/// both), which go to the payloads hash instead.
+fn split_payload(fields: &[Vec<u8>]) -> (Vec<&[u8]>, Option<Stored<'_>>) {
+    let pairs = fields.chunks_exact(2);
+    let value = |name: &[u8]| {
+        pairs
+            .clone()
+            .find(|pair| pair[0] == name)
+            .map(|pair| pair[1].as_slice())
+    };
+    match (value(b"job"), value(b"payload")) {
+        (Some(job), Some(payload)) => {
+            let entry = pairs
+                .filter(|pair| pair[0] != b"payload")
+                .flatten()
+                .map(Vec::as_slice)
+                .collect();
+            (entry, Some((job, payload)))
+        }
+        _ => (fields.iter().map(Vec::as_slice).collect(), None),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_payload_leaves_the_entry_for_the_payloads_hash() {
+        let fields: Vec<Vec<u8>> = [&b"job"[..], b"c:1", b"payload", b"\x00\xff", b"task", b"t"]
+            .iter()
+            .map(|f| f.to_vec())
+            .collect();
+        let (entry, payload) = split_payload(&fields);
+        assert_eq!(entry, [&b"job"[..], b"c:1", b"task", b"t"]);
+        assert_eq!(payload, Some((&b"c:1"[..], &b"\x00\xff"[..])));
+        // Without a job id there is nothing to key it by: the entry keeps it.
+        let (entry, payload) = split_payload(&fields[2..]);
+        assert_eq!(entry.len(), 4);
+        assert_eq!(payload, None);
     }
 }

@@ -473,7 +473,7 @@ async fn step(
         .iter()
         .map(|v| protocol::int(v) == 1)
         .collect();
-    let jobs = parts
+    let mut jobs: Vec<Taken> = parts
         .next()
         .map(protocol::items)
         .unwrap_or_default()
@@ -508,6 +508,7 @@ async fn step(
         .map(protocol::text)
         .collect::<Vec<_>>();
     let due = parts.next().map_or(-1, |v| protocol::int(&v));
+    fetch_payloads(&mut conn, &ctx.keys, &mut jobs).await?;
     let last = if last.len() == 3 {
         last
     } else {
@@ -519,6 +520,42 @@ async fn step(
         last,
         due,
     })
+}
+
+/// Adds its `payload` field to each taken job that has a job id and no payload of its own,
+/// from the payloads hash (one `HMGET`). A job whose payload is missing stays without:
+/// it fails to parse and is dead-lettered with the reason.
+async fn fetch_payloads(
+    conn: &mut ConnectionManager,
+    keys: &Keys,
+    jobs: &mut [Taken],
+) -> Result<(), redis::RedisError> {
+    let mut wanted: Vec<(&mut Taken, Vec<u8>)> = jobs
+        .iter_mut()
+        .filter_map(|job| {
+            let field = |name: &[u8]| job.fields.chunks_exact(2).find(|p| p[0] == name);
+            if field(b"payload").is_some() {
+                return None;
+            }
+            let id = field(b"job")?[1].clone();
+            Some((job, id))
+        })
+        .collect();
+    if wanted.is_empty() {
+        return Ok(());
+    }
+    let mut cmd = redis::cmd("HMGET");
+    cmd.arg(&keys.payloads);
+    for (_, id) in &wanted {
+        cmd.arg(id.as_slice());
+    }
+    let payloads: Vec<Option<Vec<u8>>> = cmd.query_async(conn).await?;
+    for ((job, _), payload) in wanted.iter_mut().zip(payloads) {
+        if let Some(payload) = payload {
+            job.fields.extend([b"payload".to_vec(), payload]);
+        }
+    }
+    Ok(())
 }
 
 /// How one run ended, and what the work script does about it.
@@ -752,6 +789,7 @@ fn step_call(
         .key(&keys.errors)
         .key(&keys.stats)
         .key(&keys.dead)
+        .key(&keys.payloads)
         .arg(GROUP)
         .arg(&ctx.consumer)
         .arg(n)
@@ -789,7 +827,7 @@ fn step_call(
                     replies.len() - 1
                 }
             };
-            9 + at
+            10 + at
         } else {
             0
         };

@@ -68,6 +68,9 @@ async fn the_backlog_cap_refuses_and_never_trims() {
     assert!(err.retry_after().is_some());
     let stats = fleet.queue_stats().await.expect("stats");
     assert_eq!(stats.backlog, 3, "nothing trimmed, nothing added");
+    // The payloads wait beside the entries; a refused job's was deleted with its refusal.
+    let payloads = "HLEN offload:{q}:payloads";
+    assert_eq!(redis.command(payloads), ":3");
     // A waiting `run` gets in once the worker drains the queue.
     let waiting = tokio::spawn(
         fleet
@@ -81,6 +84,8 @@ async fn the_backlog_cap_refuses_and_never_trims() {
     }
     assert_eq!(waiting.await.expect("no panic"), Ok(10));
     worker.stop().await;
+    // Each ended job took its payload with it.
+    assert_eq!(redis.command(payloads), ":0");
 }
 
 #[tokio::test]

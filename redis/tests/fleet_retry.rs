@@ -70,5 +70,14 @@ async fn a_task_that_keeps_panicking_is_dead_lettered_after_max_attempts() {
         (3, 1, 0)
     );
     assert_eq!(fleet.metrics().failed, 1);
+    // The dead letter keeps the task (to inspect or replay); the payloads hash does not.
+    let has_payload = "EVAL \"local f = redis.call('XREVRANGE', KEYS[1], '+', '-', 'COUNT', 1)[1][2] \
+        for i = 1, #f, 2 do if f[i] == 'payload' then return 1 end end return 0\" 1 offload:{q}:dead";
+    assert_eq!(
+        redis.command(has_payload),
+        ":1",
+        "the dead letter has its payload"
+    );
+    assert_eq!(redis.command("HLEN offload:{q}:payloads"), ":0");
     worker.stop().await;
 }

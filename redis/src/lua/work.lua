@@ -10,8 +10,12 @@
 -- dropped here, unrun; a job started more than max_attempts times (its workers kept dying)
 -- goes to the dead letters.
 --
--- KEYS: 1-3 job streams, 4 delayed, 5 attempts, 6 errors, 7 stats, 8 dead,
---       9.. the reply streams the finished runs name.
+-- Payloads live in their own hash (see submit.lua), never read here on the common path:
+-- the worker fetches them with HMGET once it has the jobs. Whatever ends a job deletes
+-- its payload; a dead letter keeps it (the worker sends it back, or it is copied here).
+--
+-- KEYS: 1-3 job streams, 4 delayed, 5 attempts, 6 errors, 7 stats, 8 dead, 9 payloads,
+--       10.. the reply streams the finished runs name.
 -- ARGV: 1 group, 2 consumer, 3 n, 4 lease ms, 5 reclaim (1/0), 6 max attempts,
 --       7 cancel key prefix, 8 the finished runs' time on the worker's threads, in µs
 --       divided by its thread count (its service time), 9 how many runs that time covers,
@@ -56,6 +60,7 @@ for _ = 1, tonumber(ARGV[10]) do
         else
             redis.call('HDEL', KEYS[5], job)
             redis.call('HDEL', KEYS[6], job)
+            redis.call('HDEL', KEYS[9], job)
             if mode == 'ok' then
                 count('completed', 1)
                 if reply_key then
@@ -99,6 +104,7 @@ local function drop(stream, id, job, stat)
     if job then
         redis.call('HDEL', KEYS[5], job)
         redis.call('HDEL', KEYS[6], job)
+        redis.call('HDEL', KEYS[9], job)
     end
     count(stat, 1)
 end
@@ -126,6 +132,12 @@ local function consider(i, id, fields)
         local message = redis.call('HGET', KEYS[6], job)
             or 'the worker running it was lost (its lease expired)'
         local tried = tostring(attempt - 1)
+        -- The one place a payload enters Lua: rare, and the dead letter should keep it.
+        local payload = redis.call('HGET', KEYS[9], job)
+        if payload then
+            table.insert(fields, 'payload')
+            table.insert(fields, payload)
+        end
         redis.call('XADD', KEYS[8], '*', 'reason', message, 'attempts', tried, unpack(fields))
         if reply and reply ~= '' then
             redis.call('XADD', reply, '*', 'job', job, 'kind', 'failed',
