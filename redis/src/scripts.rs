@@ -8,10 +8,12 @@ use redis::aio::ConnectionManager;
 
 use crate::keys::{GROUP, Keys};
 
-/// Adds a batch of jobs, each unless the backlog cap is reached. Sent whole (`EVAL`, which
-/// Redis caches by its hash too) inside the `MULTI` that also stores the payloads: an
-/// `EVALSHA` that met `NOSCRIPT` there would leave the payloads stored and no job.
-pub(crate) const SUBMIT: &str = include_str!("lua/submit.lua");
+/// Adds a batch of jobs, each unless the backlog cap is reached.
+pub(crate) static SUBMIT: LazyLock<Script> = LazyLock::new(|| Script::new(SUBMIT_SOURCE));
+/// [`SUBMIT`]'s source: a batch that stores payloads sends it whole (`EVAL`, which Redis
+/// caches by its hash too) inside the `MULTI` that stores them, as an `EVALSHA` that met
+/// `NOSCRIPT` there would leave the payloads stored and no job.
+pub(crate) const SUBMIT_SOURCE: &str = include_str!("lua/submit.lua");
 /// A worker's step: owner-checked completions (reply, dead letter, retry or discard) of the
 /// runs that ended, then due retries promoted, expired leases reclaimed, new jobs read.
 pub(crate) static WORK: LazyLock<Script> =

@@ -10,7 +10,7 @@ use std::time::Duration;
 use offload::{Error, RunOptions, Runner};
 use offload_redis::Fleet;
 use offload_test_redis::RedisServer;
-use support::{Echo, Sleep};
+use support::{Blob, Echo, Sleep};
 
 #[tokio::test]
 async fn smoke() {
@@ -68,9 +68,6 @@ async fn the_backlog_cap_refuses_and_never_trims() {
     assert!(err.retry_after().is_some());
     let stats = fleet.queue_stats().await.expect("stats");
     assert_eq!(stats.backlog, 3, "nothing trimmed, nothing added");
-    // The payloads wait beside the entries; a refused job's was deleted with its refusal.
-    let payloads = "HLEN offload:{q}:payloads";
-    assert_eq!(redis.command(payloads), ":3");
     // A waiting `run` gets in once the worker drains the queue.
     let waiting = tokio::spawn(
         fleet
@@ -83,6 +80,30 @@ async fn the_backlog_cap_refuses_and_never_trims() {
         assert_eq!(handle.await, Ok(n as u64));
     }
     assert_eq!(waiting.await.expect("no panic"), Ok(10));
+    worker.stop().await;
+}
+
+#[tokio::test]
+async fn large_payloads_wait_beside_their_entries_and_leave_with_them() {
+    let Some(redis) = RedisServer::start() else {
+        return;
+    };
+    let fleet = Fleet::builder()
+        .backlog_cap(2)
+        .connect(&redis.url(), "q")
+        .await
+        .expect("connects");
+    let blob = |n: u8| Blob(vec![n; 20_000]);
+    let first = fleet.try_run(blob(1)).await.expect("under the cap");
+    let second = fleet.try_run(blob(2)).await.expect("under the cap");
+    assert!(fleet.try_run(blob(3)).await.unwrap_err().is_full());
+    // Small payloads travel in their entries: only the two accepted blobs wait in the hash,
+    // the refused one's was deleted with its refusal.
+    let payloads = "HLEN offload:{q}:payloads";
+    assert_eq!(redis.command(payloads), ":2");
+    let worker = support::spawn_worker(support::worker(1, 500), &redis.url(), "q").await;
+    assert_eq!(first.await, Ok(20_000));
+    assert_eq!(second.await, Ok(40_000));
     worker.stop().await;
     // Each ended job took its payload with it.
     assert_eq!(redis.command(payloads), ":0");

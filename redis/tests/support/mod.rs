@@ -29,6 +29,21 @@ impl Task for Echo {
     }
 }
 
+/// Returns the sum of its bytes. At 20,000 bytes its payload is large enough to wait in
+/// the payloads hash rather than in its stream entry.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct Blob(pub Vec<u8>);
+
+impl Task for Blob {
+    type Output = u64;
+    fn run(self) -> u64 {
+        self.0.iter().map(|&b| u64::from(b)).sum()
+    }
+    fn name(&self) -> &'static str {
+        "blob"
+    }
+}
+
 /// Sleeps `ms` (waking every 5 ms to look at `is_cancelled`), then returns the id of the
 /// process that ran it.
 #[derive(Debug, Serialize, Deserialize)]
@@ -131,6 +146,7 @@ pub fn worker(threads: usize, lease_ms: u64) -> WorkerBuilder {
         .expect("threads start");
     Worker::builder(pool)
         .task::<Echo>("echo")
+        .task::<Blob>("blob")
         .task::<Sleep>("sleep")
         .task::<Flaky>("flaky")
         .task::<Refuse>("refuse")
