@@ -508,7 +508,7 @@ async fn step(
         .map(protocol::text)
         .collect::<Vec<_>>();
     let due = parts.next().map_or(-1, |v| protocol::int(&v));
-    fetch_payloads(&mut conn, &ctx.keys, &mut jobs).await?;
+    fetch_payloads(ctx, &mut jobs).await;
     let last = if last.len() == 3 {
         last
     } else {
@@ -523,39 +523,59 @@ async fn step(
 }
 
 /// Adds its `payload` field to each taken job that has a job id and no payload of its own,
-/// from the payloads hash (one `HMGET`). A job whose payload is missing stays without:
-/// it fails to parse and is dead-lettered with the reason.
-async fn fetch_payloads(
-    conn: &mut ConnectionManager,
-    keys: &Keys,
-    jobs: &mut [Taken],
-) -> Result<(), redis::RedisError> {
-    let mut wanted: Vec<(&mut Taken, Vec<u8>)> = jobs
-        .iter_mut()
-        .filter_map(|job| {
+/// from the payloads hash (one `HMGET`, retried within the command timeout). A job whose
+/// payload is missing stays without: it fails to parse and is dead-lettered with the reason.
+/// If Redis cannot be asked, those jobs are let go unstarted: they stay this worker's
+/// pending entries, unrenewed, and the lease hands them to the next worker that reclaims
+/// (the step's completions, already recorded, stand).
+async fn fetch_payloads(ctx: &Ctx, jobs: &mut Vec<Taken>) {
+    let wanted: Vec<(usize, Vec<u8>)> = jobs
+        .iter()
+        .enumerate()
+        .filter_map(|(i, job)| {
             let field = |name: &[u8]| job.fields.chunks_exact(2).find(|p| p[0] == name);
             if field(b"payload").is_some() {
                 return None;
             }
-            let id = field(b"job")?[1].clone();
-            Some((job, id))
+            Some((i, field(b"job")?[1].clone()))
         })
         .collect();
     if wanted.is_empty() {
-        return Ok(());
+        return;
     }
     let mut cmd = redis::cmd("HMGET");
-    cmd.arg(&keys.payloads);
+    cmd.arg(&ctx.keys.payloads);
     for (_, id) in &wanted {
         cmd.arg(id.as_slice());
     }
-    let payloads: Vec<Option<Vec<u8>>> = cmd.query_async(conn).await?;
-    for ((job, _), payload) in wanted.iter_mut().zip(payloads) {
-        if let Some(payload) = payload {
-            job.fields.extend([b"payload".to_vec(), payload]);
+    let fetched = conn::retry(ctx.config.command_timeout, || {
+        let (cmd, mut conn) = (&cmd, ctx.conn.clone());
+        async move { cmd.query_async::<Vec<Option<Vec<u8>>>>(&mut conn).await }
+    })
+    .await;
+    match fetched {
+        Ok(payloads) => {
+            for ((i, _), payload) in wanted.into_iter().zip(payloads) {
+                if let Some(payload) = payload {
+                    jobs[i].fields.extend([b"payload".to_vec(), payload]);
+                }
+            }
+        }
+        Err(e) => {
+            tracing::warn!(
+                error = %e,
+                jobs = wanted.len(),
+                "offload worker could not fetch payloads; the lease hands their jobs on"
+            );
+            let mut unfetched = wanted.iter().map(|(i, _)| *i).peekable();
+            let mut at = 0;
+            jobs.retain(|_| {
+                let keep = unfetched.next_if_eq(&at).is_none();
+                at += 1;
+                keep
+            });
         }
     }
-    Ok(())
 }
 
 /// How one run ended, and what the work script does about it.
