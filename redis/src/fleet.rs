@@ -758,7 +758,10 @@ async fn submit<T: Portable>(
             }
         }
     };
-    let payload = match protocol::encode(&task) {
+    // A task's cost is its input's size where it has one (`Thumbnail`'s bytes, a report's
+    // rows): room for that and the fields around it.
+    let size_hint = usize::try_from(task.cost()).map_or(0, |cost| cost.saturating_add(256));
+    let payload = match protocol::encode_sized(&task, size_hint.min(inner.config.max_payload)) {
         Ok(p) if p.len() <= inner.config.max_payload => p,
         Ok(p) => {
             let limit = inner.config.max_payload;

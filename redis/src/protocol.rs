@@ -115,7 +115,18 @@ pub(crate) fn parse_reply(fields: &[Vec<u8>]) -> Option<(String, Reply)> {
 
 /// MessagePack with field names (`#[serde(default)]` and `flatten` need them).
 pub(crate) fn encode<T: Serialize + ?Sized>(value: &T) -> Result<Vec<u8>, String> {
-    rmp_serde::to_vec_named(value).map_err(|e| e.to_string())
+    encode_sized(value, 0)
+}
+
+/// [`encode`] into a buffer made for about `size_hint` bytes, so that a large payload is
+/// written once rather than copied at every doubling of its buffer.
+pub(crate) fn encode_sized<T: Serialize + ?Sized>(
+    value: &T,
+    size_hint: usize,
+) -> Result<Vec<u8>, String> {
+    let mut out = Vec::with_capacity(size_hint);
+    rmp_serde::encode::write_named(&mut out, value).map_err(|e| e.to_string())?;
+    Ok(out)
 }
 
 /// The reverse of [`encode`].

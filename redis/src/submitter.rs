@@ -165,8 +165,13 @@ async fn send(target: &Target, batch: Vec<Request>) {
         })
         .await
     } else {
-        let mut payloads = redis::cmd("HSET");
-        payloads.arg(&keys.payloads);
+        // Sized up front: the payloads are copied into it once, not at every doubling.
+        let bytes: usize = stored
+            .iter()
+            .map(|(job, payload)| job.len() + payload.len())
+            .sum();
+        let mut payloads = redis::Cmd::with_capacity(2 + 2 * stored.len(), 64 + bytes);
+        payloads.arg("HSET").arg(&keys.payloads);
         for (job, payload) in stored {
             payloads.arg(job).arg(payload);
         }
