@@ -128,15 +128,21 @@ async fn send(target: &Target, batch: Vec<Request>) {
     let keys = &target.keys;
     let split: Vec<_> = batch.iter().map(|r| split_payload(&r.fields)).collect();
     let stored: Vec<Stored<'_>> = split.iter().filter_map(|(_, stored)| *stored).collect();
-    let script = |verb: &str, script: &str| {
+    let script_keys = [
+        &keys.streams[0],
+        &keys.streams[1],
+        &keys.streams[2],
+        &keys.delayed,
+        &keys.workers,
+        &keys.stats,
+        &keys.payloads,
+    ];
+    // `EVAL` with the source or `EVALSHA` with its hash: the same keys and arguments.
+    let script = |verb: &str, source_or_hash: &str| {
         let mut cmd = redis::cmd(verb);
-        cmd.arg(script)
-            .arg(7)
-            .arg(&keys.streams[..])
-            .arg(&keys.delayed)
-            .arg(&keys.workers)
-            .arg(&keys.stats)
-            .arg(&keys.payloads)
+        cmd.arg(source_or_hash)
+            .arg(script_keys.len())
+            .arg(&script_keys[..])
             .arg(target.backlog_cap)
             .arg(batch.len());
         for (request, (entry, _)) in batch.iter().zip(&split) {
