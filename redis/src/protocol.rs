@@ -55,12 +55,7 @@ impl Entry {
         if !fields.len().is_multiple_of(2) {
             return Err("malformed entry: odd number of field/value items".to_owned());
         }
-        let get = |name: &str| {
-            fields
-                .chunks_exact(2)
-                .find(|pair| pair[0] == name.as_bytes())
-                .map(|pair| pair[1].as_slice())
-        };
+        let get = |name: &str| field(fields, name);
         let text = |name: &str| -> Result<String, String> {
             let raw = get(name).ok_or_else(|| format!("malformed entry: no `{name}` field"))?;
             String::from_utf8(raw.to_vec())
@@ -82,6 +77,14 @@ impl Entry {
     }
 }
 
+/// The value of the first `name` field among an entry's field/value pairs.
+pub(crate) fn field<'a>(fields: &'a [Vec<u8>], name: &str) -> Option<&'a [u8]> {
+    fields
+        .chunks_exact(2)
+        .find(|pair| pair[0] == name.as_bytes())
+        .map(|pair| pair[1].as_slice())
+}
+
 /// What a caller hears back about one job.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum Reply {
@@ -95,12 +98,7 @@ pub(crate) enum Reply {
 
 /// A reply entry: the job it answers and the reply, or `None` when malformed.
 pub(crate) fn parse_reply(fields: &[Vec<u8>]) -> Option<(String, Reply)> {
-    let get = |name: &str| {
-        fields
-            .chunks_exact(2)
-            .find(|pair| pair[0] == name.as_bytes())
-            .map(|pair| pair[1].clone())
-    };
+    let get = |name: &str| field(fields, name).map(<[u8]>::to_vec);
     let job = String::from_utf8(get("job")?).ok()?;
     let reply = match get("kind")?.as_slice() {
         b"ok" => Reply::Output(get("output")?),

@@ -15,7 +15,7 @@ use tokio::sync::{Semaphore, mpsc, oneshot};
 
 use crate::conn;
 use crate::keys::Keys;
-use crate::scripts;
+use crate::{protocol, scripts};
 
 /// The most jobs one submit call carries.
 const MAX_BATCH: usize = 64;
@@ -156,7 +156,7 @@ async fn send(target: &Target, batch: Vec<Request>) {
         conn::retry(target.budget, || {
             let (by_hash, mut conn) = (&by_hash, target.conn.clone());
             async move {
-                match by_hash.query_async(&mut conn).await {
+                match by_hash.query_async::<Vec<Vec<i64>>>(&mut conn).await {
                     Err(e)
                         if e.kind()
                             == redis::ErrorKind::Server(redis::ServerErrorKind::NoScript) =>
@@ -198,7 +198,6 @@ async fn send(target: &Target, batch: Vec<Request>) {
         })
         .await
     };
-    let answers: Result<Vec<Vec<i64>>, _> = answers;
     for (i, request) in batch.into_iter().enumerate() {
         let answer = match &answers {
             Ok(all) => Ok(all.get(i).cloned().unwrap_or_default()),
@@ -214,16 +213,13 @@ type Stored<'a> = (&'a [u8], &'a [u8]);
 /// An entry's fields without its `payload` pair, and its job id and payload (when it has
 /// both and the payload is over [`INLINE_PAYLOAD`]), which go to the payloads hash instead.
 fn split_payload(fields: &[Vec<u8>]) -> (Vec<&[u8]>, Option<Stored<'_>>) {
-    let pairs = fields.chunks_exact(2);
-    let value = |name: &[u8]| {
-        pairs
-            .clone()
-            .find(|pair| pair[0] == name)
-            .map(|pair| pair[1].as_slice())
-    };
-    match (value(b"job"), value(b"payload")) {
+    match (
+        protocol::field(fields, "job"),
+        protocol::field(fields, "payload"),
+    ) {
         (Some(job), Some(payload)) if payload.len() > INLINE_PAYLOAD => {
-            let entry = pairs
+            let entry = fields
+                .chunks_exact(2)
                 .filter(|pair| pair[0] != b"payload")
                 .flatten()
                 .map(Vec::as_slice)

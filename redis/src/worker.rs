@@ -270,6 +270,17 @@ struct Taken {
     fields: Vec<Vec<u8>>,
 }
 
+impl Taken {
+    /// The job id its payload is stored under in the payloads hash, when the entry does not
+    /// carry the payload itself.
+    fn stored_payload_key(&self) -> Option<&[u8]> {
+        if protocol::field(&self.fields, "payload").is_some() {
+            return None;
+        }
+        protocol::field(&self.fields, "job")
+    }
+}
+
 impl Worker {
     /// Configures a worker that runs its jobs on `pool` (one job per pool thread).
     pub fn builder(pool: Pool) -> WorkerBuilder {
@@ -532,13 +543,7 @@ async fn fetch_payloads(ctx: &Ctx, jobs: &mut Vec<Taken>) {
     let wanted: Vec<(usize, Vec<u8>)> = jobs
         .iter()
         .enumerate()
-        .filter_map(|(i, job)| {
-            let field = |name: &[u8]| job.fields.chunks_exact(2).find(|p| p[0] == name);
-            if field(b"payload").is_some() {
-                return None;
-            }
-            Some((i, field(b"job")?[1].clone()))
-        })
+        .filter_map(|(i, job)| Some((i, job.stored_payload_key()?.to_vec())))
         .collect();
     if wanted.is_empty() {
         return;
@@ -567,13 +572,7 @@ async fn fetch_payloads(ctx: &Ctx, jobs: &mut Vec<Taken>) {
                 jobs = wanted.len(),
                 "offload worker could not fetch payloads; the lease hands their jobs on"
             );
-            let mut unfetched = wanted.iter().map(|(i, _)| *i).peekable();
-            let mut at = 0;
-            jobs.retain(|_| {
-                let keep = unfetched.next_if_eq(&at).is_none();
-                at += 1;
-                keep
-            });
+            jobs.retain(|job| job.stored_payload_key().is_none());
         }
     }
 }

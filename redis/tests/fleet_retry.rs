@@ -70,7 +70,9 @@ async fn a_task_that_keeps_panicking_is_dead_lettered_after_max_attempts() {
         (3, 1, 0)
     );
     assert_eq!(fleet.metrics().failed, 1);
-    // The dead letter keeps the task (to inspect or replay); the payloads hash does not.
+    // The dead letter keeps the task (to inspect or replay). This small payload travelled in
+    // its entry, so the payloads hash never held it; the large-payload path is
+    // fleet_bounds' `large_payloads_wait_beside_their_entries_and_leave_with_them`.
     let has_payload = "EVAL \"local f = redis.call('XREVRANGE', KEYS[1], '+', '-', 'COUNT', 1)[1][2] \
         for i = 1, #f, 2 do if f[i] == 'payload' then return 1 end end return 0\" 1 offload:{q}:dead";
     assert_eq!(
