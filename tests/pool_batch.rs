@@ -104,7 +104,11 @@ async fn a_batch_larger_than_the_queue_waits_for_room() {
             support::poll_once(&mut batch).is_pending(),
             "held by the gate"
         );
-        pool.running() == 1 && pool.queued() == CAPACITY as usize
+        // `running` counts the task once a thread claims it, a moment before its body
+        // counts itself in `started`: wait for both.
+        pool.running() == 1
+            && pool.queued() == CAPACITY as usize
+            && started.load(Ordering::SeqCst) == 1
     })
     .await;
     assert!(support::poll_once(&mut batch).is_pending());
