@@ -13,13 +13,13 @@ use std::time::{Duration, Instant};
 
 use crate::countdown::Countdown;
 use crate::error::{Error, TryRunError};
-use crate::handle::{Deferred, TaskHandle};
+use crate::handle::{Deferred, Link, Owner, Pending};
 use crate::inline::Inline;
 use crate::job::{self, Charge, Job, JobMeta};
 use crate::lag::ReactorLag;
 use crate::metrics::{Counters, Gauges, Metrics, Outcome, Recorder};
 use crate::priority::Priority;
-use crate::scheduler::{Load, Refused, RoomWait, Scheduler, Withdrawal};
+use crate::scheduler::{Load, Refused, RoomWait, Scheduler};
 use crate::task::Task;
 use crate::time;
 
@@ -107,14 +107,15 @@ impl Backend {
 
     /// Admits `task` or hands it back. Counts `submitted`, not rejections: a waiting `run`
     /// retries a full queue, only the caller knows when a refusal is final. An admitted task
-    /// of a batch is added to the batch's countdown before it can finish.
+    /// of a batch is added to the batch's countdown before it can finish. The caller settles
+    /// the returned [`Pending`] against this backend (or a [`link`](Self::link) to it).
     pub(crate) fn submit<T: Task>(
         &self,
         task: T,
         options: &Options,
         deadline: Option<Instant>,
         batch: Option<&Arc<Countdown>>,
-    ) -> Result<TaskHandle<T::Output>, TryRunError<T>> {
+    ) -> Result<Pending<T::Output>, TryRunError<T>> {
         let name = options.name_of(&task);
         let meta = JobMeta::now(name, options.timeout, deadline);
         match &self.kind {
@@ -146,11 +147,9 @@ impl Backend {
                 }
                 let (job, reply, slot) = Job::new(task, meta, charge, batch);
                 scheduler.enqueue(admission, job);
-                let counters = Arc::clone(&self.counters);
-                Ok(TaskHandle::waiting(
-                    counters,
+                Ok(Pending::waiting(
                     reply,
-                    Withdrawal::new(slot, scheduler),
+                    slot,
                     name,
                     options.timeout,
                     deadline,
@@ -206,9 +205,21 @@ impl Backend {
         run: Deferred<O>,
         name: &'static str,
         options: &Options,
-    ) -> TaskHandle<O> {
+    ) -> Pending<O> {
         self.counters.submitted();
-        TaskHandle::deferred(Arc::clone(&self.counters), run, name, options.timeout)
+        Pending::deferred(run, name, options.timeout)
+    }
+
+    /// What a [`TaskHandle`](crate::TaskHandle) keeps of this backend: the counters, and the
+    /// scheduler held weakly.
+    pub(crate) fn link(&self) -> Link {
+        Link {
+            counters: Arc::clone(&self.counters),
+            scheduler: match &self.kind {
+                Kind::Threads(scheduler) => Arc::downgrade(scheduler),
+                Kind::Inline(_) => std::sync::Weak::new(),
+            },
+        }
     }
 
     /// Waits for queue room (see [`RoomWait`]); an inline pool is never full.
@@ -300,6 +311,18 @@ impl Backend {
         };
         let lag = self.reactor_lag.get().map(ReactorLag::snapshot);
         Metrics::snapshot(gauges, &self.counters, &self.recorder, lag)
+    }
+}
+
+impl Owner for Backend {
+    fn ended(&self, outcome: Outcome) {
+        self.counters.ended(outcome);
+    }
+
+    fn withdrew(&self, charge: Charge) {
+        if let Kind::Threads(scheduler) = &self.kind {
+            scheduler.withdrew(charge);
+        }
     }
 }
 

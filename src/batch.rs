@@ -19,7 +19,7 @@ use event_listener::EventListener;
 use crate::backend::{Backend, Options};
 use crate::countdown::Countdown;
 use crate::error::{Error, TryRunError};
-use crate::handle::TaskHandle;
+use crate::handle::Pending;
 use crate::priority::Priority;
 use crate::scheduler::RoomWait;
 use crate::task::Task;
@@ -127,7 +127,7 @@ pub struct RunAllFuture<T: Task> {
     /// Tasks not yet admitted, in input order.
     unsent: VecDeque<T>,
     /// Admitted tasks, in input order, not yet collected.
-    handles: VecDeque<TaskHandle<T::Output>>,
+    handles: VecDeque<Pending<T::Output>>,
     /// Collected results, in input order: a prefix of the output.
     results: Vec<Result<T::Output, Error>>,
     countdown: Arc<Countdown>,
@@ -208,7 +208,7 @@ impl<T: Task> RunAllFuture<T> {
     fn poll_collect(&mut self, cx: &mut Context<'_>) -> Poll<Vec<Result<T::Output, Error>>> {
         while let Some(mut handle) = self.handles.pop_front() {
             // Every job is done with, so every reply is in (an inline task runs right here).
-            match Pin::new(&mut handle).poll(cx) {
+            match handle.poll(&*self.backend, cx) {
                 Poll::Ready(result) => self.results.push(result),
                 Poll::Pending => {
                     self.handles.push_front(handle);
@@ -225,7 +225,7 @@ impl<T: Task> RunAllFuture<T> {
         self.room.stop();
         let mut results = std::mem::take(&mut self.results);
         for mut handle in self.handles.drain(..) {
-            results.push(handle.time_out(cx));
+            results.push(handle.time_out(&*self.backend, cx));
         }
         for task in self.unsent.drain(..) {
             let name = self.options.name_of(&task);
@@ -250,6 +250,15 @@ impl<T: Task> RunAllFuture<T> {
 
 // Tasks are moved, never pinned in place, so the future does not need to stay put.
 impl<T: Task> Unpin for RunAllFuture<T> {}
+
+impl<T: Task> Drop for RunAllFuture<T> {
+    /// Cancels what was admitted and is not collected yet.
+    fn drop(&mut self) {
+        for handle in &mut self.handles {
+            handle.cancel(&*self.backend);
+        }
+    }
+}
 
 impl<T: Task> Future for RunAllFuture<T> {
     type Output = Vec<Result<T::Output, Error>>;

@@ -1,49 +1,49 @@
-//! `TaskHandle`: a submitted task's result, to await. Counts how the task ended, as its
-//! caller learned it: on the poll that delivers the result, or on drop (a cancellation).
+//! Waiting for a submitted task's result, and counting how it ended as its caller learned
+//! it: on the poll that delivers the result, or on drop (a cancellation).
+//!
+//! [`Pending`] is the wait itself, holding nothing of the pool: a `RunFuture` or a batch
+//! settles it against the backend it owns anyway, so a `run` costs no reference counting
+//! beyond that one handle. [`TaskHandle`], which outlives any borrow, pairs it with a
+//! [`Link`] of its own.
 
 use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use crate::error::Error;
-use crate::job::Reply;
+use crate::job::{Charge, Reply, Withdraw};
 use crate::metrics::{Counters, Outcome};
-use crate::scheduler::Withdrawal;
+use crate::scheduler::Scheduler;
 use crate::time::Timer;
 
 /// Work to do at the first poll, on the polling thread (an inline pool's task).
 pub(crate) type Deferred<O> = Box<dyn FnOnce() -> Result<O, Error> + Send>;
 
+/// What a waiting task reports to: its pool's counters, and its scheduler when the task is
+/// taken back out of the queue.
+pub(crate) trait Owner {
+    /// Counts how a task ended, as its caller learned it.
+    fn ended(&self, outcome: Outcome);
+    /// A caller took its queued task back: its slot and charge are free now.
+    fn withdrew(&self, charge: Charge);
+}
+
 enum State<O> {
     /// Queued or running on a worker; the result arrives through the channel. A caller that
-    /// leaves or times out while the task is still queued takes it back out.
-    Waiting(Reply<O>, Withdrawal),
+    /// leaves or times out while the task is still queued takes it back out (`slot`).
+    Waiting(Reply<O>, Arc<dyn Withdraw>),
     /// Runs at the first poll.
     Deferred(Deferred<O>),
     /// The caller has the outcome.
     Done,
 }
 
-/// A submitted task's result, to `.await`. Returned by [`Pool::try_run`](crate::Pool::try_run)
-/// and [`Run::try_submit`](crate::Run::try_submit).
-///
-/// # Cancellation
-///
-/// Dropping the handle cancels the task: a queued task never runs (counted `cancelled`), a
-/// running one sees [`is_cancelled`](crate::is_cancelled) turn true and its value is dropped.
-/// A queued task that is cancelled or times out leaves the queue at once: its queue slot is
-/// free for the next submission and the task (with its input) is dropped right then, on the
-/// caller's thread.
-///
-/// # Panics
-///
-/// Polling it again after it returned `Ready` panics, as tokio's `JoinHandle` does.
-#[must_use = "dropping a TaskHandle cancels its task"]
-pub struct TaskHandle<O> {
-    counters: Arc<Counters>,
+/// A submitted task's result to wait for, settled against an [`Owner`] that its holder
+/// passes in. Its holder must [`cancel`](Pending::cancel) it if it goes away unsettled.
+pub(crate) struct Pending<O> {
     state: State<O>,
     name: &'static str,
     timeout: Option<Duration>,
@@ -51,18 +51,16 @@ pub struct TaskHandle<O> {
     timer: Option<Timer>,
 }
 
-impl<O: Send + 'static> TaskHandle<O> {
+impl<O: Send + 'static> Pending<O> {
     pub(crate) fn waiting(
-        counters: Arc<Counters>,
         reply: Reply<O>,
-        withdrawal: Withdrawal,
+        slot: Arc<dyn Withdraw>,
         name: &'static str,
         timeout: Option<Duration>,
         deadline: Option<Instant>,
-    ) -> TaskHandle<O> {
-        TaskHandle {
-            counters,
-            state: State::Waiting(reply, withdrawal),
+    ) -> Pending<O> {
+        Pending {
+            state: State::Waiting(reply, slot),
             name,
             timeout,
             deadline,
@@ -71,13 +69,11 @@ impl<O: Send + 'static> TaskHandle<O> {
     }
 
     pub(crate) fn deferred(
-        counters: Arc<Counters>,
         run: Deferred<O>,
         name: &'static str,
         timeout: Option<Duration>,
-    ) -> TaskHandle<O> {
-        TaskHandle {
-            counters,
+    ) -> Pending<O> {
+        Pending {
             state: State::Deferred(run),
             name,
             timeout,
@@ -86,16 +82,25 @@ impl<O: Send + 'static> TaskHandle<O> {
         }
     }
 
-    /// The name the task runs under.
-    pub fn task_name(&self) -> &'static str {
-        self.name
-    }
-
     /// Moves the timer a `RunFuture` started while waiting for room into this handle, so
     /// the same timer keeps running.
-    pub(crate) fn with_timer(mut self, timer: Option<Timer>) -> TaskHandle<O> {
+    pub(crate) fn with_timer(mut self, timer: Option<Timer>) -> Pending<O> {
         self.timer = timer;
         self
+    }
+
+    /// The result once it is in (or the deadline passed), counted into `owner`.
+    ///
+    /// # Panics
+    ///
+    /// When polled again after it returned `Ready`.
+    pub(crate) fn poll(
+        &mut self,
+        owner: &impl Owner,
+        cx: &mut Context<'_>,
+    ) -> Poll<Result<O, Error>> {
+        let result = std::task::ready!(self.poll_result(cx));
+        Poll::Ready(self.settle(owner, result))
     }
 
     fn poll_result(&mut self, cx: &mut Context<'_>) -> Poll<Result<O, Error>> {
@@ -135,47 +140,55 @@ impl<O: Send + 'static> TaskHandle<O> {
     }
 
     /// Settles the handle at its batch's deadline, as [`value_or_timeout`] says.
-    pub(crate) fn time_out(&mut self, cx: &mut Context<'_>) -> Result<O, Error> {
+    pub(crate) fn time_out(
+        &mut self,
+        owner: &impl Owner,
+        cx: &mut Context<'_>,
+    ) -> Result<O, Error> {
         let result = self.value_or_timeout(cx);
-        self.settle(result)
+        self.settle(owner, result)
     }
 
     /// The caller has learned the outcome: count it, and let go of the reply (a still
     /// running task then sees that nobody waits).
-    fn settle(&mut self, result: Result<O, Error>) -> Result<O, Error> {
-        if let State::Waiting(_, withdrawal) = std::mem::replace(&mut self.state, State::Done) {
+    fn settle(&mut self, owner: &impl Owner, result: Result<O, Error>) -> Result<O, Error> {
+        if let State::Waiting(_, slot) = std::mem::replace(&mut self.state, State::Done) {
             if matches!(result, Err(Error::TimedOut { .. })) {
-                withdrawal.withdraw();
+                withdraw(owner, &*slot);
             }
         }
-        self.counters.ended(Outcome::of(&result));
+        owner.ended(Outcome::of(&result));
         result
     }
 }
 
-impl<O: Send + 'static> Future for TaskHandle<O> {
-    type Output = Result<O, Error>;
-
-    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        let this = self.get_mut();
-        let result = std::task::ready!(this.poll_result(cx));
-        Poll::Ready(this.settle(result))
-    }
-}
-
-impl<O> Drop for TaskHandle<O> {
-    fn drop(&mut self) {
-        // The caller left before learning the outcome: that is a cancellation.
+impl<O> Pending<O> {
+    /// The caller left before learning the outcome: a cancellation (nothing, if it had
+    /// learned it).
+    pub(crate) fn cancel(&mut self, owner: &impl Owner) {
         match std::mem::replace(&mut self.state, State::Done) {
             State::Done => return,
-            State::Waiting(_, withdrawal) => withdrawal.withdraw(),
+            State::Waiting(_, slot) => withdraw(owner, &*slot),
             State::Deferred(_) => {}
         }
-        self.counters.ended(Outcome::Cancelled);
+        owner.ended(Outcome::Cancelled);
+    }
+
+    /// The name the task runs under.
+    pub(crate) fn name(&self) -> &'static str {
+        self.name
     }
 }
 
-impl<O> fmt::Debug for TaskHandle<O> {
+/// Takes a task back out of the queue if no worker has claimed it yet (the worker that
+/// reaches its job later discards it); either way its caller is gone from now on.
+fn withdraw(owner: &impl Owner, slot: &dyn Withdraw) {
+    if let Some(charge) = slot.withdraw() {
+        owner.withdrew(charge);
+    }
+}
+
+impl<O> fmt::Debug for Pending<O> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let state = match self.state {
             State::Waiting(..) => "submitted",
@@ -187,5 +200,78 @@ impl<O> fmt::Debug for TaskHandle<O> {
             .field("state", &state)
             .field("timeout", &self.timeout)
             .finish()
+    }
+}
+
+/// A [`TaskHandle`]'s own way to its pool: the counters, and the scheduler held weakly, so a
+/// forgotten handle never keeps the threads alive.
+#[derive(Clone)]
+pub(crate) struct Link {
+    pub(crate) counters: Arc<Counters>,
+    /// `Weak::new()` for an inline pool.
+    pub(crate) scheduler: Weak<Scheduler>,
+}
+
+impl Owner for Link {
+    fn ended(&self, outcome: Outcome) {
+        self.counters.ended(outcome);
+    }
+
+    fn withdrew(&self, charge: Charge) {
+        if let Some(scheduler) = self.scheduler.upgrade() {
+            scheduler.withdrew(charge);
+        }
+    }
+}
+
+/// A submitted task's result, to `.await`. Returned by [`Pool::try_run`](crate::Pool::try_run)
+/// and [`Run::try_submit`](crate::Run::try_submit).
+///
+/// # Cancellation
+///
+/// Dropping the handle cancels the task: a queued task never runs (counted `cancelled`), a
+/// running one sees [`is_cancelled`](crate::is_cancelled) turn true and its value is dropped.
+/// A queued task that is cancelled or times out leaves the queue at once: its queue slot is
+/// free for the next submission and the task (with its input) is dropped right then, on the
+/// caller's thread.
+///
+/// # Panics
+///
+/// Polling it again after it returned `Ready` panics, as tokio's `JoinHandle` does.
+#[must_use = "dropping a TaskHandle cancels its task"]
+pub struct TaskHandle<O> {
+    pending: Pending<O>,
+    link: Link,
+}
+
+impl<O> TaskHandle<O> {
+    pub(crate) fn new(pending: Pending<O>, link: Link) -> TaskHandle<O> {
+        TaskHandle { pending, link }
+    }
+
+    /// The name the task runs under.
+    pub fn task_name(&self) -> &'static str {
+        self.pending.name()
+    }
+}
+
+impl<O: Send + 'static> Future for TaskHandle<O> {
+    type Output = Result<O, Error>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.get_mut();
+        this.pending.poll(&this.link, cx)
+    }
+}
+
+impl<O> Drop for TaskHandle<O> {
+    fn drop(&mut self) {
+        self.pending.cancel(&self.link);
+    }
+}
+
+impl<O> fmt::Debug for TaskHandle<O> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.pending.fmt(f)
     }
 }

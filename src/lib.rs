@@ -20,6 +20,7 @@ mod priority;
 mod run;
 mod runner;
 mod scheduler;
+mod shard;
 mod task;
 mod time;
 

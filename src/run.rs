@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use crate::backend::{Backend, Options};
 use crate::error::{Error, TryRunError};
-use crate::handle::TaskHandle;
+use crate::handle::{Pending, TaskHandle};
 use crate::priority::Priority;
 use crate::scheduler::{self, RoomWait};
 use crate::task::Task;
@@ -111,7 +111,7 @@ impl<T: Task> Run<T> {
             .backend
             .submit(self.task, &self.options, deadline, None)
         {
-            Ok(handle) => Ok(handle),
+            Ok(pending) => Ok(TaskHandle::new(pending, self.backend.link())),
             Err(refusal) => {
                 self.backend.rejected(1);
                 Err((refusal, self.backend))
@@ -180,12 +180,12 @@ enum Stage<T: Task> {
         /// Started while waiting for room with a deadline; moves into the handle.
         timer: Option<Timer>,
     },
-    /// Admitted: the handle delivers the outcome.
+    /// Admitted: the handle delivers the outcome, settled against the backend.
     Submitted {
-        // Keeps the pool open while the task is queued, as the caller expects of a future
-        // that owns its pool handle.
-        _backend: Arc<Backend>,
-        handle: TaskHandle<T::Output>,
+        // Also keeps the pool open while the task is queued, as the caller expects of a
+        // future that owns its pool handle.
+        backend: Arc<Backend>,
+        handle: Pending<T::Output>,
     },
     /// The outcome was handed out, or the future was taken apart.
     Done,
@@ -210,6 +210,15 @@ pub struct RunFuture<T: Task> {
 // The task is moved, never pinned in place, so the future does not need to stay put.
 impl<T: Task> Unpin for RunFuture<T> {}
 
+impl<T: Task> Drop for RunFuture<T> {
+    /// Dropped while the task is queued or running: a cancellation.
+    fn drop(&mut self) {
+        if let Stage::Submitted { backend, handle } = &mut self.state {
+            handle.cancel(&**backend);
+        }
+    }
+}
+
 impl<T: Task> Future for RunFuture<T> {
     type Output = Result<T::Output, Error>;
 
@@ -217,8 +226,8 @@ impl<T: Task> Future for RunFuture<T> {
         let this = self.get_mut();
         loop {
             match &mut this.state {
-                Stage::Submitted { handle, .. } => {
-                    let result = std::task::ready!(Pin::new(handle).poll(cx));
+                Stage::Submitted { backend, handle } => {
+                    let result = std::task::ready!(handle.poll(&**backend, cx));
                     this.state = Stage::Done;
                     return Poll::Ready(result);
                 }
@@ -256,10 +265,7 @@ impl<T: Task> RunFuture<T> {
             Ok(handle) => {
                 room.stop();
                 let handle = handle.with_timer(timer);
-                self.state = Stage::Submitted {
-                    _backend: backend,
-                    handle,
-                };
+                self.state = Stage::Submitted { backend, handle };
                 Poll::Ready(None)
             }
             Err(TryRunError::Closed(_)) => {

@@ -1,5 +1,7 @@
 //! The unit of work: anything that runs once on a worker thread and returns a value.
 
+use std::cell::Cell;
+
 /// A piece of CPU-bound work that a [`Pool`](crate::Pool) runs on one of its threads.
 ///
 /// Closures `FnOnce() -> R + Send + 'static` are tasks already; implement the trait for a
@@ -74,9 +76,28 @@ where
 }
 
 /// Shortens `a::b::Type<c::D>` to `Type` and `a::f::{{closure}}` to `f::{{closure}}`.
-/// It slices the `'static` input with a plain byte scan (this runs once per submitted
-/// task), so it never allocates.
+///
+/// This runs once per submitted task, mostly for the same type as the last time on the same
+/// thread: that answer is kept per thread, and a new name is sliced out of the `'static`
+/// input with a plain byte scan, so it never allocates.
 pub(crate) fn short_type_name(full: &'static str) -> &'static str {
+    thread_local! {
+        static LAST: Cell<(&'static str, &'static str)> = const { Cell::new(("", "")) };
+    }
+    LAST.try_with(|last| {
+        let (last_full, last_short) = last.get();
+        // Same address and length: the same string.
+        if std::ptr::eq(last_full, full) {
+            return last_short;
+        }
+        let short = shorten(full);
+        last.set((full, short));
+        short
+    })
+    .unwrap_or_else(|_| shorten(full))
+}
+
+fn shorten(full: &'static str) -> &'static str {
     let bytes = full.as_bytes();
     let end = bytes.iter().position(|&b| b == b'<').unwrap_or(bytes.len());
     let segment_start = |upto: usize| {
@@ -100,6 +121,11 @@ mod tests {
     #[test]
     fn short_names() {
         assert_eq!(short_type_name("a::b::Thumbnail"), "Thumbnail");
+        assert_eq!(
+            short_type_name("a::b::Thumbnail"),
+            "Thumbnail",
+            "kept from last time"
+        );
         assert_eq!(short_type_name("Plain"), "Plain");
         assert_eq!(short_type_name("alloc::vec::Vec<u8>"), "Vec");
         assert_eq!(

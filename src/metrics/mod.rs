@@ -19,6 +19,7 @@ use hdrhistogram::Histogram;
 use serde::Serialize;
 
 use crate::error::Error;
+use crate::shard::Sharded;
 
 /// One hour in nanoseconds: longer waits and runs are recorded as one hour.
 const HIGHEST_NS: u64 = 3_600_000_000_000;
@@ -88,13 +89,16 @@ impl Outcome {
     }
 }
 
+/// Where each count is in the shards: the outcomes first, in [`Outcome::ALL`] order.
+const SUBMITTED: usize = 5;
+const REJECTED: usize = 6;
+
 /// Submission and outcome counters. Outcomes are counted where the caller learns them (so
-/// they match what callers saw); `submitted` and `rejected` at admission.
+/// they match what callers saw); `submitted` and `rejected` at admission. Sharded: every
+/// task counts twice, on its caller's thread.
 #[derive(Debug, Default)]
 pub(crate) struct Counters {
-    submitted: AtomicU64,
-    rejected: AtomicU64,
-    ended: [AtomicU64; 5],
+    counts: Sharded<7>,
     #[cfg(feature = "metrics")]
     facade: Option<facade::Counters>,
 }
@@ -110,7 +114,7 @@ impl Counters {
     }
 
     pub(crate) fn submitted(&self) {
-        self.submitted.fetch_add(1, Ordering::Relaxed);
+        self.counts.add(SUBMITTED, 1);
         #[cfg(feature = "metrics")]
         if let Some(f) = &self.facade {
             f.submitted.increment(1);
@@ -118,7 +122,7 @@ impl Counters {
     }
 
     pub(crate) fn rejected(&self, tasks: u64) {
-        self.rejected.fetch_add(tasks, Ordering::Relaxed);
+        self.counts.add(REJECTED, tasks);
         #[cfg(feature = "metrics")]
         if let Some(f) = &self.facade {
             f.rejected.increment(tasks);
@@ -126,7 +130,7 @@ impl Counters {
     }
 
     pub(crate) fn ended(&self, outcome: Outcome) {
-        self.ended[outcome as usize].fetch_add(1, Ordering::Relaxed);
+        self.counts.add(outcome as usize, 1);
         #[cfg(feature = "metrics")]
         if let Some(f) = &self.facade {
             f.ended[outcome as usize].increment(1);
@@ -134,7 +138,7 @@ impl Counters {
     }
 
     fn load(&self, outcome: Outcome) -> u64 {
-        self.ended[outcome as usize].load(Ordering::Relaxed)
+        self.counts.sum(outcome as usize)
     }
 }
 
@@ -218,7 +222,9 @@ impl Recorder {
         let mut slot = self.slots[index]
             .lock()
             .unwrap_or_else(PoisonError::into_inner);
-        let pair = match slot.by_name.iter().position(|(n, _)| *n == name) {
+        // Names are mostly the same `'static` string each time: compare addresses first.
+        let same = |n: &&'static str| std::ptr::eq(*n, name) || *n == name;
+        let pair = match slot.by_name.iter().position(|(n, _)| same(n)) {
             Some(i) => &mut slot.by_name[i].1,
             None => {
                 slot.by_name.push((name, Pair::new()));
@@ -493,13 +499,13 @@ impl Metrics {
         Metrics {
             threads: gauges.threads as u64,
             queue_capacity: gauges.capacity as u64,
-            submitted: counters.submitted.load(Ordering::Relaxed),
+            submitted: counters.counts.sum(SUBMITTED),
             completed,
             panicked,
             cancelled,
             timed_out,
             shed,
-            rejected: counters.rejected.load(Ordering::Relaxed),
+            rejected: counters.counts.sum(REJECTED),
             queued: gauges.queued,
             running: gauges.running,
             overall: TaskLatency::of(&all),

@@ -21,7 +21,7 @@ use std::future::Future;
 use std::panic::{self, AssertUnwindSafe};
 use std::pin::Pin;
 use std::sync::atomic::{self, AtomicI64, AtomicUsize, Ordering};
-use std::sync::{Arc, PoisonError, RwLock, Weak};
+use std::sync::{Arc, PoisonError, RwLock};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
@@ -31,7 +31,7 @@ use event_listener::{Event, EventListener};
 use rayon::ThreadPool;
 
 use crate::countdown::Countdown;
-use crate::job::{self, Charge, Job, Withdraw};
+use crate::job::{self, Charge, Job};
 use crate::metrics::Recorder;
 use crate::time;
 
@@ -371,10 +371,16 @@ impl Scheduler {
     }
 
     /// Pops a claimed job. Its submitter pushes right after admission, so if the queues look
-    /// empty the push is a moment away.
+    /// empty the push is a moment away. Empty queues are skipped by a look at their ends
+    /// (two loads): a `try_recv` on an empty channel costs a full fence.
     fn pop_claimed(&self) -> Job {
         loop {
-            if let Some(job) = self.queues.iter().find_map(|q| q.rx.try_recv().ok()) {
+            if let Some(job) = self
+                .queues
+                .iter()
+                .filter(|q| !q.rx.is_empty())
+                .find_map(|q| q.rx.try_recv().ok())
+            {
                 return job;
             }
             std::thread::yield_now();
@@ -419,9 +425,9 @@ impl Scheduler {
         u64::try_from(self.withdrawn.load(Ordering::Acquire)).unwrap_or(0)
     }
 
-    /// A caller took its queued task back (see [`Withdrawal`]): its slot and charge are free
-    /// now, and someone waiting for room may take them.
-    fn withdrew(&self, charge: Charge) {
+    /// A caller took its queued task back (see `Pending::cancel`): its slot and charge are
+    /// free now, and someone waiting for room may take them.
+    pub(crate) fn withdrew(&self, charge: Charge) {
         self.backlog.release_cost(charge.cost, self.cost_limit);
         self.backlog.dequeued(charge);
         self.withdrawn.fetch_add(1, Ordering::AcqRel);
@@ -466,39 +472,6 @@ impl std::fmt::Debug for Scheduler {
             .field("load", &self.load())
             .field("closed", &self.is_closed())
             .finish_non_exhaustive()
-    }
-}
-
-/// A handle's way to take its task back out of the queue when its caller leaves or times out
-/// first, so the slot and the task's input are freed at once. Holds the scheduler weakly: a
-/// forgotten handle never keeps the pool alive.
-pub(crate) struct Withdrawal {
-    slot: Arc<dyn Withdraw>,
-    scheduler: Weak<Scheduler>,
-}
-
-impl Withdrawal {
-    pub(crate) fn new(slot: Arc<dyn Withdraw>, scheduler: &Arc<Scheduler>) -> Withdrawal {
-        Withdrawal {
-            slot,
-            scheduler: Arc::downgrade(scheduler),
-        }
-    }
-
-    /// Takes the task back if it is still queued (a drainer that reaches its job later
-    /// discards it); does nothing if a drainer took it first.
-    pub(crate) fn withdraw(self) {
-        if let Some(charge) = self.slot.withdraw() {
-            if let Some(scheduler) = self.scheduler.upgrade() {
-                scheduler.withdrew(charge);
-            }
-        }
-    }
-}
-
-impl std::fmt::Debug for Withdrawal {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("Withdrawal(..)")
     }
 }
 
