@@ -268,6 +268,9 @@ struct Taken {
     id: String,
     attempt: u32,
     fields: Vec<Vec<u8>>,
+    /// The payload was fetched from the payloads hash (and is in `fields` now): the work
+    /// script deletes it there when the job ends or moves on to a retry.
+    stored: bool,
 }
 
 impl Taken {
@@ -508,6 +511,7 @@ async fn step(
                 id,
                 attempt: u32::try_from(attempt).unwrap_or(0),
                 fields,
+                stored: false,
             }
         })
         .collect();
@@ -561,6 +565,7 @@ async fn fetch_payloads(ctx: &Ctx, jobs: &mut Vec<Taken>) {
     match fetched {
         Ok(payloads) => {
             for ((i, _), payload) in wanted.into_iter().zip(payloads) {
+                jobs[i].stored = true;
                 if let Some(payload) = payload {
                     jobs[i].fields.extend([b"payload".to_vec(), payload]);
                 }
@@ -858,6 +863,7 @@ fn step_call(
             .arg(message)
             .arg(attempts)
             .arg(output)
+            .arg(u8::from(job.stored))
             .arg(reply_index);
         // Only a retry (re-queued from them) and a dead letter (kept with them) need the
         // entry's fields; a completion sends none.

@@ -96,3 +96,33 @@ async fn a_held_job_that_is_cancelled_never_runs() {
     );
     worker.stop().await;
 }
+
+/// A worker holding more entries than the work script's one ownership query lists at a time
+/// (it asks for the finished runs plus 64): the entries the query left out are checked one
+/// by one, so no finished run is mistaken for one another worker took over.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_worker_holding_many_jobs_still_owns_each_one_it_finishes() {
+    let Some(redis) = RedisServer::start() else {
+        return;
+    };
+    let url = redis.url();
+    let fleet = support::fleet(&url, "q").await;
+    // Queued before the worker starts, so its first step takes 1 + 100 of them at once.
+    let calls: Vec<_> = (0..150u64)
+        .map(|n| tokio::spawn(fleet.run(Echo(n)).into_future()))
+        .collect();
+    while fleet.queue_stats().await.expect("stats").backlog < 150 {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let worker = support::spawn_worker(support::worker(1, 5_000).prefetch(100), &url, "q").await;
+    for (n, call) in calls.into_iter().enumerate() {
+        assert_eq!(call.await.expect("no panic"), Ok(n as u64));
+    }
+    let stats = fleet.queue_stats().await.expect("stats");
+    assert_eq!(
+        (stats.completed, stats.lost, stats.redelivered),
+        (150, 0, 0),
+        "every run ended by its owner, none handed on"
+    );
+    worker.stop().await;
+}

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use offload::Error;
 use offload_test_redis::RedisServer;
-use support::Flaky;
+use support::{Flaky, LargeFlaky};
 
 #[tokio::test]
 async fn smoke() {
@@ -79,6 +79,46 @@ async fn a_task_that_keeps_panicking_is_dead_lettered_after_max_attempts() {
         redis.command(has_payload),
         ":1",
         "the dead letter has its payload"
+    );
+    assert_eq!(redis.command("HLEN offload:{q}:payloads"), ":0");
+    worker.stop().await;
+}
+
+#[tokio::test]
+async fn a_large_payload_survives_its_retries_and_leaves_the_hash_with_its_job() {
+    let Some(redis) = RedisServer::start() else {
+        return;
+    };
+    let worker = support::spawn_worker(support::worker(1, 500), &redis.url(), "q").await;
+    let fleet = support::fleet(&redis.url(), "q").await;
+    let large = |key, panics| LargeFlaky {
+        flaky: Flaky { key, panics },
+        ballast: vec![7; 20_000],
+    };
+    // The first run's payload comes from the hash; the retries' from their re-queued
+    // entries, which the work script moved it into.
+    let result = fleet
+        .run(large(5, 2))
+        .timeout(Duration::from_secs(10))
+        .await;
+    assert_eq!(result, Ok((3, 140_000)));
+    assert_eq!(redis.command("HLEN offload:{q}:payloads"), ":0");
+    // Dead-lettered after three runs: the dead letter keeps the payload, the hash does not.
+    let err = fleet
+        .run(large(6, u32::MAX))
+        .timeout(Duration::from_secs(10))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::Failed { attempts: 3, .. }), "{err:?}");
+    assert_eq!(support::flaky_runs(6), 3);
+    let dead = support::dead_letters(&redis.url(), "q").await;
+    assert_eq!(dead.len(), 1);
+    let ballast_kept = "EVAL \"local f = redis.call('XREVRANGE', KEYS[1], '+', '-', 'COUNT', 1)[1][2] \
+        for i = 1, #f, 2 do if f[i] == 'payload' then return #f[i + 1] end end return 0\" 1 offload:{q}:dead";
+    let kept: u64 = redis.command(ballast_kept)[1..].parse().unwrap();
+    assert!(
+        kept >= 20_000,
+        "the dead letter holds the whole payload: {kept} bytes"
     );
     assert_eq!(redis.command("HLEN offload:{q}:payloads"), ":0");
     worker.stop().await;

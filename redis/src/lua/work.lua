@@ -12,7 +12,8 @@
 --
 -- Payloads live in their own hash (see submit.lua), never read here on the common path:
 -- the worker fetches them with HMGET once it has the jobs. Whatever ends a job deletes
--- its payload; a dead letter keeps it (the worker sends it back, or it is copied here).
+-- its payload; a dead letter keeps it (the worker sends it back, or it is copied here), and
+-- a retry carries it in its re-queued entry.
 --
 -- KEYS: 1-3 job streams, 4 delayed, 5 attempts, 6 errors, 7 stats, 8 dead, 9 payloads,
 --       10.. the reply streams the finished runs name.
@@ -20,8 +21,14 @@
 --       7 cancel key prefix, 8 the finished runs' time on the worker's threads, in µs
 --       divided by its thread count (its service time), 9 how many runs that time covers,
 --       10 number of finished runs, then per run: stream index, entry
---       id, job id, mode, due ms (retry), message, attempts, output, reply key index into
---       KEYS (0: none), number of fields, the entry's fields (for `retry` and `failed`).
+--       id, job id, mode, due ms (retry), message, attempts, output, 1 when the payload
+--       came from the payloads hash (else 0), reply key index into KEYS (0: none), number of
+--       fields, the entry's fields (for `retry` and `failed`).
+--
+-- Calls per job are what Redis's time goes to (each `redis.call` costs about a microsecond
+-- of interpreter work beyond the command), so checks that are almost always negative are
+-- made once per step rather than once per job: ownership (one XPENDING per stream) and
+-- cancellation (one EXISTS over every cancel key).
 -- Returns {{1 or 0 per finished run (0: not the owner)},
 --          {{stream index, entry id, attempt, fields}...}, {last ids}, next due ms or -1}.
 local group, me = ARGV[1], ARGV[2]
@@ -34,19 +41,56 @@ local function count(stat, by)
     counts[stat] = (counts[stat] or 0) + by
 end
 
+-- What a job leaves behind once it has ended: its start count, its last error (only a
+-- retried job has one) and its payload (only a large one is in the hash).
+local function forget(job, retried, stored)
+    redis.call('HDEL', KEYS[5], job)
+    if retried then redis.call('HDEL', KEYS[6], job) end
+    if stored then redis.call('HDEL', KEYS[9], job) end
+end
+
 -- Ending runs. Acks and deletes are gathered per stream; reply keys are touched once.
 local acked = {{}, {}, {}}
 local touched = {}
 local ended = {}
+local runs = {}
 local k = 11
-for _ = 1, tonumber(ARGV[10]) do
+for r = 1, tonumber(ARGV[10]) do
+    local first, last = k + 11, k + 10 + tonumber(ARGV[k + 10])
+    runs[r] = {k, first, last}
+    k = last + 1
+end
+
+-- Which of the finished runs' entries this worker still owns: its own pending entries,
+-- one XPENDING per stream (a worker has few). A reply that may have been cut short by the
+-- count is checked entry by entry for what it did not list.
+local owned = {{}, {}, {}}
+local asked = {0, 0, 0}
+for _, run in ipairs(runs) do
+    local i = tonumber(ARGV[run[1]])
+    asked[i] = asked[i] + 1
+end
+for i = 1, 3 do
+    if asked[i] > 0 then
+        local limit = asked[i] + 64
+        local mine = redis.call('XPENDING', KEYS[i], group, '-', '+', limit, me)
+        for _, p in ipairs(mine) do owned[i][p[1]] = true end
+        if #mine >= limit then owned[i].partial = true end
+    end
+end
+local function owns(i, id)
+    if owned[i][id] then return true end
+    if not owned[i].partial then return false end
+    local owner = redis.call('XPENDING', KEYS[i], group, id, id, 1)
+    return #owner > 0 and owner[1][2] == me
+end
+
+for _, run in ipairs(runs) do
+    local k, first, last = run[1], run[2], run[3]
     local i, id, job, mode = tonumber(ARGV[k]), ARGV[k + 1], ARGV[k + 2], ARGV[k + 3]
     local due, message, attempts, output = ARGV[k + 4], ARGV[k + 5], ARGV[k + 6], ARGV[k + 7]
-    local reply = tonumber(ARGV[k + 8])
-    local first, last = k + 10, k + 9 + tonumber(ARGV[k + 9])
-    k = last + 1
-    local owner = redis.call('XPENDING', KEYS[i], group, id, id, 1)
-    if #owner == 0 or owner[1][2] ~= me then
+    local stored, reply = ARGV[k + 8] == '1', tonumber(ARGV[k + 9])
+    if not owns(i, id) then
         count('lost', 1)
         table.insert(ended, 0)
     else
@@ -54,13 +98,13 @@ for _ = 1, tonumber(ARGV[10]) do
         table.insert(acked[i], id)
         local reply_key = reply > 0 and KEYS[reply] or nil
         if mode == 'retry' then
+            -- The entry re-queued from the fields carries its payload from now on.
+            if stored then redis.call('HDEL', KEYS[9], job) end
             redis.call('HSET', KEYS[6], job, message)
             redis.call('ZADD', KEYS[4], due, cmsgpack.pack({i, unpack(ARGV, first, last)}))
             count('retried', 1)
         else
-            redis.call('HDEL', KEYS[5], job)
-            redis.call('HDEL', KEYS[6], job)
-            redis.call('HDEL', KEYS[9], job)
+            forget(job, attempts ~= '1', stored)
             if mode == 'ok' then
                 count('completed', 1)
                 if reply_key then
@@ -98,34 +142,37 @@ for _, member in ipairs(redis.call('ZRANGEBYSCORE', KEYS[4], '-inf', now, 'LIMIT
 end
 
 local out = {}
-local function drop(stream, id, job, stat)
+local function drop(stream, id, job, stored, stat)
     redis.call('XACK', stream, group, id)
     redis.call('XDEL', stream, id)
     if job then
-        redis.call('HDEL', KEYS[5], job)
-        redis.call('HDEL', KEYS[6], job)
-        redis.call('HDEL', KEYS[9], job)
+        -- Not started here, so it may have been retried before: its error goes too.
+        forget(job, true, stored)
     end
     count(stat, 1)
 end
-local function consider(i, id, fields)
+-- `cancels`: whether any of the entries read with this one has a cancel key (checked once
+-- for all of them by `consider_all`); only then is this one's looked up.
+local function consider(i, id, fields, cancels)
     local job, reply, deadline
+    local stored = true
     for f = 1, #fields, 2 do
         local name = fields[f]
         if name == 'job' then job = fields[f + 1]
         elseif name == 'reply' then reply = fields[f + 1]
-        elseif name == 'deadline' then deadline = tonumber(fields[f + 1]) end
+        elseif name == 'deadline' then deadline = tonumber(fields[f + 1])
+        elseif name == 'payload' then stored = false end
     end
     if not job then
         -- Malformed: the worker dead-letters it with the reason.
         table.insert(out, {i, id, 0, fields})
         return
     end
-    if redis.call('EXISTS', ARGV[7] .. job) == 1 then
-        return drop(KEYS[i], id, job, 'cancelled')
+    if cancels and redis.call('EXISTS', ARGV[7] .. job) == 1 then
+        return drop(KEYS[i], id, job, stored, 'cancelled')
     end
     if deadline and deadline > 0 and deadline < now then
-        return drop(KEYS[i], id, job, 'expired')
+        return drop(KEYS[i], id, job, stored, 'expired')
     end
     local attempt = redis.call('HINCRBY', KEYS[5], job, 1)
     if attempt > max_attempts then
@@ -144,9 +191,24 @@ local function consider(i, id, fields)
                 'attempts', tried, 'message', message)
             touched[reply] = true
         end
-        return drop(KEYS[i], id, job, 'dead_lettered')
+        return drop(KEYS[i], id, job, stored, 'dead_lettered')
     end
     table.insert(out, {i, id, attempt, fields})
+end
+-- Considers entries read together from stream `i`, with one EXISTS over all their cancel
+-- keys: cancellations are rare, so its usual answer (none) spares a call per job.
+local function consider_all(i, entries)
+    local cancel_keys = {}
+    for _, e in ipairs(entries) do
+        for f = 1, #e[2], 2 do
+            if e[2][f] == 'job' then
+                table.insert(cancel_keys, ARGV[7] .. e[2][f + 1])
+                break
+            end
+        end
+    end
+    local cancels = #cancel_keys > 0 and redis.call('EXISTS', unpack(cancel_keys)) > 0
+    for _, e in ipairs(entries) do consider(i, e[1], e[2], cancels) end
 end
 
 if n > 0 and ARGV[5] == '1' then
@@ -156,12 +218,12 @@ if n > 0 and ARGV[5] == '1' then
         while #out < n and rounds < 10 and redis.call('EXISTS', KEYS[i]) == 1 do
             local r = redis.call('XAUTOCLAIM', KEYS[i], group, me, lease, cursor,
                 'COUNT', n - #out)
+            local live = {}
             for _, e in ipairs(r[2]) do
-                if e[2] then
-                    count('redelivered', 1)
-                    consider(i, e[1], e[2])
-                end
+                if e[2] then table.insert(live, e) end
             end
+            if #live > 0 then count('redelivered', #live) end
+            consider_all(i, live)
             cursor, rounds = r[1], rounds + 1
             if cursor == '0-0' then break end
         end
@@ -171,9 +233,7 @@ for i = 1, 3 do
     if #out < n then
         local r = redis.call('XREADGROUP', 'GROUP', group, me, 'COUNT', n - #out,
             'STREAMS', KEYS[i], '>')
-        if r then
-            for _, e in ipairs(r[1][2]) do consider(i, e[1], e[2]) end
-        end
+        if r then consider_all(i, r[1][2]) end
     end
 end
 

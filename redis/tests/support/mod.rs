@@ -121,6 +121,26 @@ impl Task for Flaky {
     }
 }
 
+/// A [`Flaky`] whose payload is large enough to wait in the payloads hash: returns the run
+/// that succeeded and the sum of its ballast, so a payload that a retry lost or mangled
+/// shows in the result.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct LargeFlaky {
+    pub flaky: Flaky,
+    pub ballast: Vec<u8>,
+}
+
+impl Task for LargeFlaky {
+    type Output = (u32, u64);
+    fn run(self) -> (u32, u64) {
+        let sum = self.ballast.iter().map(|&b| u64::from(b)).sum();
+        (self.flaky.run(), sum)
+    }
+    fn name(&self) -> &'static str {
+        "large_flaky"
+    }
+}
+
 /// Fails on its own terms: an `Err` output, which is a result, not a retry.
 #[derive(Debug, Serialize, Deserialize)]
 pub struct Refuse;
@@ -149,6 +169,7 @@ pub fn worker(threads: usize, lease_ms: u64) -> WorkerBuilder {
         .task::<Blob>("blob")
         .task::<Sleep>("sleep")
         .task::<Flaky>("flaky")
+        .task::<LargeFlaky>("large_flaky")
         .task::<Refuse>("refuse")
         .lease(Duration::from_millis(lease_ms))
         .retry_backoff(Duration::from_millis(20))
