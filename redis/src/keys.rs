@@ -15,8 +15,6 @@ pub(crate) struct Keys {
     pub(crate) streams: [String; 3],
     /// Jobs waiting out a retry backoff: a sorted set scored by due time (ms).
     pub(crate) delayed: String,
-    /// Starts per job id (crashed and panicked attempts included).
-    pub(crate) attempts: String,
     /// The last error per job id, for the dead letter after a lost worker.
     pub(crate) errors: String,
     /// Counters the scripts bump (completed, retried, redelivered, ...).
@@ -37,7 +35,6 @@ impl Keys {
         Keys {
             streams: [key("jobs:high"), key("jobs:normal"), key("jobs:low")],
             delayed: key("delayed"),
-            attempts: key("attempts"),
             errors: key("errors"),
             stats: key("stats"),
             dead: key("dead"),
@@ -79,7 +76,6 @@ mod tests {
             &keys.streams[1],
             &keys.streams[2],
             &keys.delayed,
-            &keys.attempts,
             &keys.errors,
             &keys.stats,
             &keys.dead,

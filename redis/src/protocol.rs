@@ -85,6 +85,20 @@ pub(crate) fn field<'a>(fields: &'a [Vec<u8>], name: &str) -> Option<&'a [u8]> {
         .map(|pair| pair[1].as_slice())
 }
 
+/// An entry's field/value pairs with `name` set to `value`: in place of its first value, or
+/// added at the end.
+pub(crate) fn with_field(fields: &[Vec<u8>], name: &str, value: String) -> Vec<Vec<u8>> {
+    let mut out = fields.to_vec();
+    match out
+        .chunks_exact_mut(2)
+        .find(|pair| pair[0] == name.as_bytes())
+    {
+        Some(pair) => pair[1] = value.into_bytes(),
+        None => out.extend([name.as_bytes().to_vec(), value.into_bytes()]),
+    }
+    out
+}
+
 /// What a caller hears back about one job.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum Reply {
@@ -220,6 +234,17 @@ mod tests {
             ..sample()
         };
         assert_eq!(Entry::parse(&traced.clone().into_fields()), Ok(traced));
+    }
+
+    #[test]
+    fn a_retry_sets_its_start_count_once_and_the_entry_still_parses() {
+        let entry = sample();
+        let once = with_field(&entry.clone().into_fields(), "started", "1".to_owned());
+        assert_eq!(field(&once, "started"), Some(&b"1"[..]));
+        let twice = with_field(&once, "started", "2".to_owned());
+        assert_eq!(field(&twice, "started"), Some(&b"2"[..]));
+        assert_eq!(twice.len(), once.len(), "replaced, not added again");
+        assert_eq!(Entry::parse(&twice), Ok(entry));
     }
 
     #[test]

@@ -809,7 +809,6 @@ fn step_call(
         call.key(stream);
     }
     call.key(&keys.delayed)
-        .key(&keys.attempts)
         .key(&keys.errors)
         .key(&keys.stats)
         .key(&keys.dead)
@@ -851,7 +850,7 @@ fn step_call(
                     replies.len() - 1
                 }
             };
-            10 + at
+            9 + at
         } else {
             0
         };
@@ -865,10 +864,15 @@ fn step_call(
             .arg(output)
             .arg(u8::from(job.stored))
             .arg(reply_index);
-        // Only a retry (re-queued from them) and a dead letter (kept with them) need the
-        // entry's fields; a completion sends none.
+        // Only a retry (re-queued from them, with the starts so far) and a dead letter (kept
+        // with them) need the entry's fields; a completion sends none.
+        let requeued;
         let fields: &[Vec<u8>] = match outcome {
-            Outcome::Retry { .. } | Outcome::Failed { .. } => &job.fields,
+            Outcome::Retry { .. } => {
+                requeued = protocol::with_field(&job.fields, "started", job.attempt.to_string());
+                &requeued
+            }
+            Outcome::Failed { .. } => &job.fields,
             Outcome::Output(_) | Outcome::Discard => &[],
         };
         call.arg(fields.len());

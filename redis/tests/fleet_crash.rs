@@ -110,3 +110,90 @@ async fn a_zombie_worker_can_neither_ack_nor_reply() {
     );
     b.stop().await;
 }
+
+/// Delivers the one waiting job to `ghosts` consumers in turn that never finish it, as
+/// workers lost one after another would (the first reads it, each later one claims it).
+async fn lose_the_job_to(url: &str, ghosts: usize) {
+    let stream = "offload:{q}:jobs:normal";
+    let mut conn = support::connection(url).await;
+    let _: redis::Value = redis::cmd("XREADGROUP")
+        .arg(&[
+            "GROUP", "workers", "ghost-1", "COUNT", "1", "STREAMS", stream, ">",
+        ])
+        .query_async(&mut conn)
+        .await
+        .expect("read");
+    let pending: Vec<(String, String, u64, u64)> = redis::cmd("XPENDING")
+        .arg(&[stream, "workers", "-", "+", "1"])
+        .query_async(&mut conn)
+        .await
+        .expect("pending");
+    let id = &pending[0].0;
+    for ghost in 2..=ghosts {
+        let _: redis::Value = redis::cmd("XCLAIM")
+            .arg(&[stream, "workers", &format!("ghost-{ghost}"), "0", id])
+            .query_async(&mut conn)
+            .await
+            .expect("claim");
+    }
+}
+
+/// Submits one `Echo`, waits until it is queued, and loses it to `ghosts` workers.
+async fn a_job_lost_by(
+    url: &str,
+    ghosts: usize,
+) -> (Fleet, tokio::task::JoinHandle<Result<u64, offload::Error>>) {
+    let fleet = support::fleet(url, "q").await;
+    let call = tokio::spawn(
+        fleet
+            .run(support::Echo(7))
+            .timeout(Duration::from_secs(20))
+            .into_future(),
+    );
+    support::eventually(Duration::from_secs(10), "the job is queued", || {
+        let fleet = fleet.clone();
+        async move { fleet.queue_stats().await.is_ok_and(|s| s.backlog == 1) }
+    })
+    .await;
+    lose_the_job_to(url, ghosts).await;
+    (fleet, call)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn starts_on_lost_workers_count_toward_max_attempts() {
+    let Some(redis) = RedisServer::start() else {
+        return;
+    };
+    let url = redis.url();
+    // Two workers lost it: the worker that reclaims it makes the third start, past two.
+    let (fleet, call) = a_job_lost_by(&url, 2).await;
+    let worker =
+        support::spawn_worker(support::worker(1, LEASE_MS).max_attempts(2), &url, "q").await;
+    let err = call.await.expect("no panic").unwrap_err();
+    assert!(
+        matches!(err, offload::Error::Failed { attempts: 2, .. }),
+        "{err:?}"
+    );
+    let dead = support::dead_letters(&url, "q").await;
+    assert_eq!(dead.len(), 1);
+    assert!(dead[0].0.contains("lost"), "{dead:?}");
+    assert_eq!(dead[0].1, "2");
+    let stats = fleet.queue_stats().await.expect("stats");
+    assert_eq!((stats.dead_lettered, stats.backlog), (1, 0));
+    worker.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_job_lost_fewer_times_than_its_attempts_still_runs() {
+    let Some(redis) = RedisServer::start() else {
+        return;
+    };
+    let url = redis.url();
+    let (fleet, call) = a_job_lost_by(&url, 1).await;
+    let worker =
+        support::spawn_worker(support::worker(1, LEASE_MS).max_attempts(2), &url, "q").await;
+    assert_eq!(call.await.expect("no panic"), Ok(7));
+    let stats = fleet.queue_stats().await.expect("stats");
+    assert_eq!((stats.redelivered, stats.dead_lettered), (1, 0));
+    worker.stop().await;
+}

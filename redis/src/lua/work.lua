@@ -15,8 +15,8 @@
 -- its payload; a dead letter keeps it (the worker sends it back, or it is copied here), and
 -- a retry carries it in its re-queued entry.
 --
--- KEYS: 1-3 job streams, 4 delayed, 5 attempts, 6 errors, 7 stats, 8 dead, 9 payloads,
---       10.. the reply streams the finished runs name.
+-- KEYS: 1-3 job streams, 4 delayed, 5 errors, 6 stats, 7 dead, 8 payloads,
+--       9.. the reply streams the finished runs name.
 -- ARGV: 1 group, 2 consumer, 3 n, 4 lease ms, 5 reclaim (1/0), 6 max attempts,
 --       7 cancel key prefix, 8 the finished runs' time on the worker's threads, in µs
 --       divided by its thread count (its service time), 9 how many runs that time covers,
@@ -41,12 +41,11 @@ local function count(stat, by)
     counts[stat] = (counts[stat] or 0) + by
 end
 
--- What a job leaves behind once it has ended: its start count, its last error (only a
--- retried job has one) and its payload (only a large one is in the hash).
+-- What a job leaves behind once it has ended: its last error (only a retried job has one)
+-- and its payload (only a large one is in the hash).
 local function forget(job, retried, stored)
-    redis.call('HDEL', KEYS[5], job)
-    if retried then redis.call('HDEL', KEYS[6], job) end
-    if stored then redis.call('HDEL', KEYS[9], job) end
+    if retried then redis.call('HDEL', KEYS[5], job) end
+    if stored then redis.call('HDEL', KEYS[8], job) end
 end
 
 -- Ending runs. Acks and deletes are gathered per stream; reply keys are touched once.
@@ -99,8 +98,8 @@ for _, run in ipairs(runs) do
         local reply_key = reply > 0 and KEYS[reply] or nil
         if mode == 'retry' then
             -- The entry re-queued from the fields carries its payload from now on.
-            if stored then redis.call('HDEL', KEYS[9], job) end
-            redis.call('HSET', KEYS[6], job, message)
+            if stored then redis.call('HDEL', KEYS[8], job) end
+            redis.call('HSET', KEYS[5], job, message)
             redis.call('ZADD', KEYS[4], due, cmsgpack.pack({i, unpack(ARGV, first, last)}))
             count('retried', 1)
         else
@@ -112,7 +111,7 @@ for _, run in ipairs(runs) do
                 end
             elseif mode == 'failed' then
                 count('dead_lettered', 1)
-                redis.call('XADD', KEYS[8], '*', 'reason', message, 'attempts', attempts,
+                redis.call('XADD', KEYS[7], '*', 'reason', message, 'attempts', attempts,
                     unpack(ARGV, first, last))
                 if reply_key then
                     redis.call('XADD', reply_key, '*', 'job', job, 'kind', 'failed',
@@ -152,15 +151,22 @@ local function drop(stream, id, job, stored, stat)
     count(stat, 1)
 end
 -- `cancels`: whether any of the entries read with this one has a cancel key (checked once
--- for all of them by `consider_all`); only then is this one's looked up.
-local function consider(i, id, fields, cancels)
+-- for all of them by `consider_all`); only then is this one's looked up. `reclaimed`: taken
+-- over from a lost worker rather than read new.
+--
+-- Which start of its job this is: the starts before its entry was queued (the `started`
+-- field a retry writes; none for a new job) plus the times the group delivered this entry,
+-- which is 1 for an entry read new and counted by Redis for one reclaimed (XAUTOCLAIM adds
+-- one per claim, the owner's lease renewals with JUSTID do not).
+local function consider(i, id, fields, cancels, reclaimed)
     local job, reply, deadline
-    local stored = true
+    local stored, started = true, 0
     for f = 1, #fields, 2 do
         local name = fields[f]
         if name == 'job' then job = fields[f + 1]
         elseif name == 'reply' then reply = fields[f + 1]
         elseif name == 'deadline' then deadline = tonumber(fields[f + 1])
+        elseif name == 'started' then started = tonumber(fields[f + 1]) or 0
         elseif name == 'payload' then stored = false end
     end
     if not job then
@@ -174,18 +180,23 @@ local function consider(i, id, fields, cancels)
     if deadline and deadline > 0 and deadline < now then
         return drop(KEYS[i], id, job, stored, 'expired')
     end
-    local attempt = redis.call('HINCRBY', KEYS[5], job, 1)
+    local delivered = 1
+    if reclaimed then
+        local p = redis.call('XPENDING', KEYS[i], group, id, id, 1)
+        delivered = p[1] and p[1][4] or 1
+    end
+    local attempt = started + delivered
     if attempt > max_attempts then
-        local message = redis.call('HGET', KEYS[6], job)
+        local message = redis.call('HGET', KEYS[5], job)
             or 'the worker running it was lost (its lease expired)'
         local tried = tostring(attempt - 1)
         -- The one place a payload enters Lua: rare, and the dead letter should keep it.
-        local payload = redis.call('HGET', KEYS[9], job)
+        local payload = redis.call('HGET', KEYS[8], job)
         if payload then
             table.insert(fields, 'payload')
             table.insert(fields, payload)
         end
-        redis.call('XADD', KEYS[8], '*', 'reason', message, 'attempts', tried, unpack(fields))
+        redis.call('XADD', KEYS[7], '*', 'reason', message, 'attempts', tried, unpack(fields))
         if reply and reply ~= '' then
             redis.call('XADD', reply, '*', 'job', job, 'kind', 'failed',
                 'attempts', tried, 'message', message)
@@ -197,7 +208,7 @@ local function consider(i, id, fields, cancels)
 end
 -- Considers entries read together from stream `i`, with one EXISTS over all their cancel
 -- keys: cancellations are rare, so its usual answer (none) spares a call per job.
-local function consider_all(i, entries)
+local function consider_all(i, entries, reclaimed)
     local cancel_keys = {}
     for _, e in ipairs(entries) do
         for f = 1, #e[2], 2 do
@@ -208,7 +219,7 @@ local function consider_all(i, entries)
         end
     end
     local cancels = #cancel_keys > 0 and redis.call('EXISTS', unpack(cancel_keys)) > 0
-    for _, e in ipairs(entries) do consider(i, e[1], e[2], cancels) end
+    for _, e in ipairs(entries) do consider(i, e[1], e[2], cancels, reclaimed) end
 end
 
 if n > 0 and ARGV[5] == '1' then
@@ -223,7 +234,7 @@ if n > 0 and ARGV[5] == '1' then
                 if e[2] then table.insert(live, e) end
             end
             if #live > 0 then count('redelivered', #live) end
-            consider_all(i, live)
+            consider_all(i, live, true)
             cursor, rounds = r[1], rounds + 1
             if cursor == '0-0' then break end
         end
@@ -233,7 +244,7 @@ for i = 1, 3 do
     if #out < n then
         local r = redis.call('XREADGROUP', 'GROUP', group, me, 'COUNT', n - #out,
             'STREAMS', KEYS[i], '>')
-        if r then consider_all(i, r[1][2]) end
+        if r then consider_all(i, r[1][2], false) end
     end
 end
 
@@ -245,7 +256,7 @@ if tonumber(ARGV[9]) > 0 then
     count('service_runs', tonumber(ARGV[9]))
 end
 for stat, by in pairs(counts) do
-    redis.call('HINCRBY', KEYS[7], stat, by)
+    redis.call('HINCRBY', KEYS[6], stat, by)
 end
 
 -- Where to wait from, needed only when nothing was taken (the worker then blocks on XREAD).

@@ -334,13 +334,18 @@ pub fn spawn_child(url: &str, queue: &str, lease_ms: u64) -> Child_ {
     guard
 }
 
-/// The consumers that own pending entries of the queue's normal-priority stream.
-pub async fn owners(url: &str, queue: &str) -> Vec<String> {
-    let client = redis::Client::open(url).expect("url");
-    let mut conn = client
+/// A plain connection to the test's Redis, for looking at (or tampering with) its keys.
+pub async fn connection(url: &str) -> redis::aio::MultiplexedConnection {
+    redis::Client::open(url)
+        .expect("url")
         .get_multiplexed_async_connection()
         .await
-        .expect("connects");
+        .expect("connects")
+}
+
+/// The consumers that own pending entries of the queue's normal-priority stream.
+pub async fn owners(url: &str, queue: &str) -> Vec<String> {
+    let mut conn = connection(url).await;
     let pending: Vec<(String, String, u64, u64)> = redis::cmd("XPENDING")
         .arg(format!("offload:{{{queue}}}:jobs:normal"))
         .arg("workers")
@@ -355,11 +360,7 @@ pub async fn owners(url: &str, queue: &str) -> Vec<String> {
 
 /// The dead-letter stream's entries as (reason, attempts, task) triples.
 pub async fn dead_letters(url: &str, queue: &str) -> Vec<(String, String, String)> {
-    let client = redis::Client::open(url).expect("url");
-    let mut conn = client
-        .get_multiplexed_async_connection()
-        .await
-        .expect("connects");
+    let mut conn = connection(url).await;
     let entries: redis::Value = redis::cmd("XRANGE")
         .arg(format!("offload:{{{queue}}}:dead"))
         .arg("-")
