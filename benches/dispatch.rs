@@ -20,16 +20,12 @@ use std::hint::black_box;
 use std::sync::Arc;
 use std::time::Duration;
 
+use common::{empty, rayon_oneshot, work};
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use offload::Pool;
 
 const IN_FLIGHT_EMPTY: usize = 10_000;
 const IN_FLIGHT_WORK: usize = 1_000;
-
-/// About 10 µs of CPU on this machine (9.4 µs measured inline).
-fn work() -> u64 {
-    common::spin(20_000)
-}
 
 struct Setup {
     runtime: tokio::runtime::Runtime,
@@ -59,17 +55,6 @@ fn pools() -> (Pool, rayon::ThreadPool) {
         .build()
         .expect("rayon");
     (pool, rayon)
-}
-
-async fn rayon_oneshot<R: Send + 'static>(
-    pool: &rayon::ThreadPool,
-    f: impl FnOnce() -> R + Send + 'static,
-) -> R {
-    let (tx, rx) = oneshot::channel();
-    pool.spawn(move || {
-        let _ = tx.send(f());
-    });
-    rx.await.expect("sent")
 }
 
 fn round_trip(c: &mut Criterion) {
@@ -271,10 +256,6 @@ fn multi_many_empty(c: &mut Criterion) {
 
 fn multi_many_10us(c: &mut Criterion) {
     multi(c, "g_multi_in_flight_10us", IN_FLIGHT_WORK, work);
-}
-
-fn empty() -> u64 {
-    black_box(1)
 }
 
 fn many_empty(c: &mut Criterion) {
