@@ -19,7 +19,7 @@ use event_listener::EventListener;
 use crate::backend::{Backend, Options};
 use crate::countdown::Countdown;
 use crate::error::{Error, TryRunError};
-use crate::handle::Pending;
+use crate::handle::{self, Pending};
 use crate::priority::Priority;
 use crate::scheduler::RoomWait;
 use crate::task::Task;
@@ -224,15 +224,21 @@ impl<T: Task> RunAllFuture<T> {
     fn time_out(&mut self, cx: &mut Context<'_>) -> Vec<Result<T::Output, Error>> {
         self.room.stop();
         let mut results = std::mem::take(&mut self.results);
+        // Every handle is settled before a panic from dropping an input is raised.
+        let mut panic = None;
         for mut handle in self.handles.drain(..) {
-            results.push(handle.time_out(&*self.backend, cx));
+            let (result, dropped) = handle.time_out(&*self.backend, cx);
+            results.push(result);
+            panic = panic.or(dropped);
         }
         for task in self.unsent.drain(..) {
             let name = self.options.name_of(&task);
             let error = self.backend.time_out_unadmitted(name, self.options.timeout);
             results.push(Err(error));
         }
-        self.finish(results)
+        let results = self.finish(results);
+        handle::resume(panic);
+        results
     }
 
     /// Appends an error for each task the pool refused, after everything admitted.
@@ -252,11 +258,14 @@ impl<T: Task> RunAllFuture<T> {
 impl<T: Task> Unpin for RunAllFuture<T> {}
 
 impl<T: Task> Drop for RunAllFuture<T> {
-    /// Cancels what was admitted and is not collected yet.
+    /// Cancels what was admitted and is not collected yet: every task, before a panic from
+    /// dropping one's input is raised.
     fn drop(&mut self) {
+        let mut panic = None;
         for handle in &mut self.handles {
-            handle.cancel(&*self.backend);
+            panic = panic.or(handle.cancel(&*self.backend));
         }
+        handle::resume(panic);
     }
 }
 

@@ -14,7 +14,7 @@ use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use crate::error::Error;
-use crate::job::{Charge, Reply, Withdraw};
+use crate::job::{Charge, Panic, Reply, Withdraw, Withdrawn};
 use crate::metrics::{Counters, Outcome};
 use crate::scheduler::Scheduler;
 use crate::time::Timer;
@@ -43,6 +43,10 @@ enum State<O> {
 
 /// A submitted task's result to wait for, settled against an [`Owner`] that its holder
 /// passes in. Its holder must [`cancel`](Pending::cancel) it if it goes away unsettled.
+///
+/// Settling or cancelling may drop the task's input (taken back out of the queue), and a
+/// task's `Drop` may panic: that panic is raised only after the bookkeeping (slot freed,
+/// outcome counted), or handed back to a holder that settles many (see [`resume`]).
 pub(crate) struct Pending<O> {
     state: State<O>,
     name: &'static str,
@@ -100,7 +104,9 @@ impl<O: Send + 'static> Pending<O> {
         cx: &mut Context<'_>,
     ) -> Poll<Result<O, Error>> {
         let result = std::task::ready!(self.poll_result(cx));
-        Poll::Ready(self.settle(owner, result))
+        let (result, panic) = self.settle(owner, result);
+        resume(panic);
+        Poll::Ready(result)
     }
 
     fn poll_result(&mut self, cx: &mut Context<'_>) -> Poll<Result<O, Error>> {
@@ -139,39 +145,49 @@ impl<O: Send + 'static> Pending<O> {
         Err(Error::timed_out(self.name, self.timeout))
     }
 
-    /// Settles the handle at its batch's deadline, as [`value_or_timeout`] says.
+    /// Settles the handle at its batch's deadline, as [`value_or_timeout`] says; a panic
+    /// from dropping the task's input comes back for the batch to raise once every handle
+    /// is settled.
     pub(crate) fn time_out(
         &mut self,
         owner: &impl Owner,
         cx: &mut Context<'_>,
-    ) -> Result<O, Error> {
+    ) -> (Result<O, Error>, Option<Panic>) {
         let result = self.value_or_timeout(cx);
         self.settle(owner, result)
     }
 
     /// The caller has learned the outcome: count it, and let go of the reply (a still
     /// running task then sees that nobody waits).
-    fn settle(&mut self, owner: &impl Owner, result: Result<O, Error>) -> Result<O, Error> {
+    fn settle(
+        &mut self,
+        owner: &impl Owner,
+        result: Result<O, Error>,
+    ) -> (Result<O, Error>, Option<Panic>) {
+        let mut panic = None;
         if let State::Waiting(_, slot) = std::mem::replace(&mut self.state, State::Done) {
             if matches!(result, Err(Error::TimedOut { .. })) {
-                withdraw(owner, &*slot);
+                panic = withdraw(owner, &*slot);
             }
         }
         owner.ended(Outcome::of(&result));
-        result
+        (result, panic)
     }
 }
 
 impl<O> Pending<O> {
     /// The caller left before learning the outcome: a cancellation (nothing, if it had
-    /// learned it).
-    pub(crate) fn cancel(&mut self, owner: &impl Owner) {
-        match std::mem::replace(&mut self.state, State::Done) {
-            State::Done => return,
+    /// learned it). Returns the panic of the task's `Drop`, if dropping it panicked, for the
+    /// holder to [`resume`] once every handle it holds is cancelled.
+    #[must_use = "a panic from the task's `Drop` must be resumed"]
+    pub(crate) fn cancel(&mut self, owner: &impl Owner) -> Option<Panic> {
+        let panic = match std::mem::replace(&mut self.state, State::Done) {
+            State::Done => return None,
             State::Waiting(_, slot) => withdraw(owner, &*slot),
-            State::Deferred(_) => {}
-        }
+            State::Deferred(_) => None,
+        };
         owner.ended(Outcome::Cancelled);
+        panic
     }
 
     /// The name the task runs under.
@@ -181,10 +197,38 @@ impl<O> Pending<O> {
 }
 
 /// Takes a task back out of the queue if no worker has claimed it yet (the worker that
-/// reaches its job later discards it); either way its caller is gone from now on.
-fn withdraw(owner: &impl Owner, slot: &dyn Withdraw) {
-    if let Some(charge) = slot.withdraw() {
+/// reaches its job later discards it); either way its caller is gone from now on. Returns
+/// the panic of the task's `Drop`, caught so that the slot is freed first.
+fn withdraw(owner: &impl Owner, slot: &dyn Withdraw) -> Option<Panic> {
+    let Withdrawn { charge, panic } = slot.withdraw();
+    if let Some(charge) = charge {
         owner.withdrew(charge);
+    }
+    panic
+}
+
+/// Raises a panic that settling a task caught, unless this thread is unwinding already
+/// (a second panic would abort): then it is only logged.
+pub(crate) fn resume(panic: Option<Panic>) {
+    let Some(panic) = panic else {
+        return;
+    };
+    if std::thread::panicking() {
+        let message = crate::job::panic_message(panic.as_ref());
+        tracing::error!(%message, "offload: a cancelled task's input panicked while dropped");
+    } else {
+        std::panic::resume_unwind(panic);
+    }
+}
+
+impl<O> Drop for Pending<O> {
+    fn drop(&mut self) {
+        // Every holder settles or cancels its `Pending` (a task still waiting here would
+        // go uncounted); unwinding from elsewhere is the one excuse.
+        debug_assert!(
+            matches!(self.state, State::Done) || std::thread::panicking(),
+            "a waiting `Pending` was dropped without `cancel`"
+        );
     }
 }
 
@@ -266,7 +310,7 @@ impl<O: Send + 'static> Future for TaskHandle<O> {
 
 impl<O> Drop for TaskHandle<O> {
     fn drop(&mut self) {
-        self.pending.cancel(&self.link);
+        resume(self.pending.cancel(&self.link));
     }
 }
 

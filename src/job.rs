@@ -81,10 +81,24 @@ pub(crate) type Reply<O> = oneshot::AsyncReceiver<Result<O, Error>>;
 
 /// A handle's way to take its task back out of the queue, whatever the task's type.
 pub(crate) trait Withdraw: Send + Sync + 'static {
-    /// Drops the task unrun if no drainer has claimed it yet, and returns the charge it held
-    /// in the queue; `None` if a drainer claimed it first (it runs, or has run). Either
-    /// way the caller is gone from then on: a running task sees `is_cancelled`.
-    fn withdraw(&self) -> Option<Charge>;
+    /// Drops the task unrun if no drainer has claimed it yet. Either way the caller is gone
+    /// from then on: a running task sees `is_cancelled`.
+    fn withdraw(&self) -> Withdrawn;
+}
+
+/// A panic caught where it cannot be raised yet.
+pub(crate) type Panic = Box<dyn Any + Send>;
+
+/// What [`Withdraw::withdraw`] did.
+#[derive(Default)]
+pub(crate) struct Withdrawn {
+    /// The charge the task held in the queue; `None` if a drainer claimed it first (it
+    /// runs, or has run).
+    pub(crate) charge: Option<Charge>,
+    /// The task's `Drop` panicked. The caller finishes its bookkeeping (frees the slot,
+    /// counts the outcome) before raising it, so a panicking input cannot leave a task
+    /// uncounted or its slot taken.
+    pub(crate) panic: Option<Panic>,
 }
 
 /// A queued task with its metadata (behind one pointer, shared with its handle), and what
@@ -234,15 +248,18 @@ impl<T: Task> TaskJob<T> {
 }
 
 impl<T: Task> Withdraw for TaskJob<T> {
-    fn withdraw(&self) -> Option<Charge> {
+    fn withdraw(&self) -> Withdrawn {
         self.caller_gone.store(true, Ordering::Release);
         if self.claimed.swap(true, Ordering::AcqRel) {
-            return None;
+            return Withdrawn::default();
         }
         // Dropped here, outside the lock: the input may be large.
         let task = self.parts().as_mut().and_then(|parts| parts.task.take());
-        drop(task);
-        Some(self.charge)
+        let panic = panic::catch_unwind(AssertUnwindSafe(move || drop(task))).err();
+        Withdrawn {
+            charge: Some(self.charge),
+            panic,
+        }
     }
 }
 

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use crate::backend::{Backend, Options};
 use crate::error::{Error, TryRunError};
-use crate::handle::{Pending, TaskHandle};
+use crate::handle::{self, Pending, TaskHandle};
 use crate::priority::Priority;
 use crate::scheduler::{self, RoomWait};
 use crate::task::Task;
@@ -214,7 +214,7 @@ impl<T: Task> Drop for RunFuture<T> {
     /// Dropped while the task is queued or running: a cancellation.
     fn drop(&mut self) {
         if let Stage::Submitted { backend, handle } = &mut self.state {
-            handle.cancel(&**backend);
+            handle::resume(handle.cancel(&**backend));
         }
     }
 }

@@ -381,3 +381,69 @@ async fn withdrawals_racing_the_drainers_drop_every_input_once_and_reconcile() {
     assert!(m.completed >= awaited as u64, "{m:?}");
     assert!(ran.load(Ordering::SeqCst) as u64 >= m.completed, "{m:?}");
 }
+
+/// A task whose input panics when dropped unrun (its `run` disarms it).
+struct Bomb {
+    armed: bool,
+}
+
+impl offload::Task for Bomb {
+    type Output = ();
+    fn run(mut self) {
+        self.armed = false;
+    }
+}
+
+impl Drop for Bomb {
+    fn drop(&mut self) {
+        if self.armed {
+            panic!("input dropped unrun");
+        }
+    }
+}
+
+fn panic_text(payload: &(dyn std::any::Any + Send)) -> &str {
+    payload.downcast_ref::<&str>().copied().unwrap_or("")
+}
+
+/// Cancelling a queued task drops its input on the caller's thread; when that `Drop` panics,
+/// the panic reaches the caller, but only after the slot was freed and the cancellation
+/// counted, for the one task of a `run` and for every task of a batch (before, the first
+/// panic skipped the bookkeeping of the task, and a batch's second one aborted).
+#[tokio::test]
+async fn an_input_that_panics_when_dropped_is_still_withdrawn_and_counted() {
+    let pool = Pool::builder().threads(1).build().unwrap();
+    let busy = support::occupy(&pool);
+    let mut one = Box::pin(pool.run(Bomb { armed: true }).into_future());
+    assert!(
+        (&mut one).now_or_never().is_none(),
+        "queued behind the held thread"
+    );
+    let mut batch = Box::pin(
+        pool.run_all((0..5).map(|_| Bomb { armed: true }))
+            .into_future(),
+    );
+    assert!((&mut batch).now_or_never().is_none());
+    assert_eq!(pool.queued(), 6);
+    for fut in [
+        Box::new(one) as Box<dyn std::any::Any>,
+        Box::new(batch) as Box<dyn std::any::Any>,
+    ] {
+        let panic = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| drop(fut)))
+            .expect_err("the input's panic reaches the caller");
+        assert_eq!(panic_text(panic.as_ref()), "input dropped unrun");
+    }
+    assert_eq!(pool.queued(), 0, "every slot freed at once");
+    assert_eq!(pool.metrics().cancelled, 6);
+    busy.release().await;
+    bounded(pool.shutdown()).await;
+    support::assert_settled(
+        &pool,
+        support::Tally {
+            submitted: 7,
+            completed: 1,
+            cancelled: 6,
+            ..Default::default()
+        },
+    );
+}
