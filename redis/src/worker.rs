@@ -828,8 +828,9 @@ fn step_call(
     call.arg(u64::try_from(busy_us / threads).unwrap_or(u64::MAX))
         .arg(ran.count())
         .arg(ended.len());
-    // Reply keys go in KEYS (Redis Cluster routes by them), each once.
+    // Reply keys go in KEYS (Redis Cluster routes by them), each once; only this queue's.
     let own = keys.reply("");
+    call.arg(&own);
     let mut replies: Vec<&str> = Vec::new();
     for end in ended {
         let Ended { job, outcome, .. } = end;

@@ -197,3 +197,34 @@ async fn a_job_lost_fewer_times_than_its_attempts_still_runs() {
     assert_eq!((stats.redelivered, stats.dead_lettered), (1, 0));
     worker.stop().await;
 }
+
+/// An entry that names a reply key outside its queue (hand-written, or hostile) and is lost
+/// too often: it is dead-lettered, and nothing is written to that key.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lost_job_naming_a_foreign_reply_key_is_dead_lettered_without_writing_it() {
+    let Some(redis) = RedisServer::start() else {
+        return;
+    };
+    let url = redis.url();
+    let fleet = support::fleet(&url, "q").await;
+    // The fleet created the stream and its group; the entry carries only what the work
+    // script reads.
+    let added =
+        redis.command("XADD offload:{q}:jobs:normal * job hostile-1 task echo reply victim");
+    assert!(added.starts_with('$'), "{added}");
+    lose_the_job_to(&url, 2).await;
+    let worker =
+        support::spawn_worker(support::worker(1, LEASE_MS).max_attempts(2), &url, "q").await;
+    support::eventually(Duration::from_secs(10), "the job is dead-lettered", || {
+        let fleet = fleet.clone();
+        async move {
+            fleet
+                .queue_stats()
+                .await
+                .is_ok_and(|s| s.dead_lettered == 1)
+        }
+    })
+    .await;
+    assert_eq!(redis.command("EXISTS victim"), ":0");
+    worker.stop().await;
+}

@@ -20,15 +20,15 @@
 -- ARGV: 1 group, 2 consumer, 3 n, 4 lease ms, 5 reclaim (1/0), 6 max attempts,
 --       7 cancel key prefix, 8 the finished runs' time on the worker's threads, in µs
 --       divided by its thread count (its service time), 9 how many runs that time covers,
---       10 number of finished runs, then per run: stream index, entry
+--       10 number of finished runs, 11 the prefix of this queue's reply streams (a reply
+--       key an entry names outside it is never written to), then per run: stream index, entry
 --       id, job id, mode, due ms (retry), message, attempts, output, 1 when the payload
 --       came from the payloads hash (else 0), reply key index into KEYS (0: none), number of
 --       fields, the entry's fields (for `retry` and `failed`).
 --
--- Calls per job are what Redis's time goes to (each `redis.call` costs about a microsecond
--- of interpreter work beyond the command), so checks that are almost always negative are
--- made once per step rather than once per job: ownership (one XPENDING per stream) and
--- cancellation (one EXISTS over every cancel key).
+-- Checks that are almost always negative are made once per step rather than once per job,
+-- so a job costs fewer commands (and the AOF fewer writes): ownership (one XPENDING per
+-- stream) and cancellation (one EXISTS over every cancel key).
 -- Returns {{1 or 0 per finished run (0: not the owner)},
 --          {{stream index, entry id, attempt, fields}...}, {last ids}, next due ms or -1}.
 local group, me = ARGV[1], ARGV[2]
@@ -53,7 +53,8 @@ local acked = {{}, {}, {}}
 local touched = {}
 local ended = {}
 local runs = {}
-local k = 11
+local reply_prefix = ARGV[11]
+local k = 12
 for r = 1, tonumber(ARGV[10]) do
     local first, last = k + 11, k + 10 + tonumber(ARGV[k + 10])
     runs[r] = {k, first, last}
@@ -197,7 +198,7 @@ local function consider(i, id, fields, cancels, reclaimed)
             table.insert(fields, payload)
         end
         redis.call('XADD', KEYS[7], '*', 'reason', message, 'attempts', tried, unpack(fields))
-        if reply and reply ~= '' then
+        if reply and reply ~= '' and reply:sub(1, #reply_prefix) == reply_prefix then
             redis.call('XADD', reply, '*', 'job', job, 'kind', 'failed',
                 'attempts', tried, 'message', message)
             touched[reply] = true
