@@ -647,7 +647,15 @@ async fn execute(
                 attempts: job.attempt,
                 message: reason,
             };
-            (String::new(), String::new(), outcome, Duration::ZERO)
+            // Malformed, but what it does name still counts: its job id (what the job left
+            // in the hashes goes with it) and its reply key (written only if it is this
+            // queue's, see `step_call`), so a caller that is waiting hears why.
+            let named = |name| {
+                protocol::field(&job.fields, name)
+                    .map(|v| String::from_utf8_lossy(v).into_owned())
+                    .unwrap_or_default()
+            };
+            (named("job"), named("reply"), outcome, Duration::ZERO)
         }
     };
     let end = Ended {

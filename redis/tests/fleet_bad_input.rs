@@ -110,3 +110,28 @@ async fn the_caller_refuses_an_oversized_payload_before_sending() {
     failed_with(fleet.run(FakeEcho("y".repeat(64))).await, "exceeds");
     assert_eq!(fleet.queue_stats().await.expect("stats").backlog, 0);
 }
+
+/// A malformed entry (no task) that still names its job and reply stream: its dead letter
+/// goes out as before, and now what it names is used too: the payload stored under its job
+/// id leaves the hash, and its caller's reply stream hears of the failure.
+#[tokio::test]
+async fn a_malformed_entry_still_clears_its_payload_and_answers_its_caller() {
+    let Some(redis) = RedisServer::start() else {
+        return;
+    };
+    let fleet = support::fleet(&redis.url(), "q").await;
+    let worker = support::spawn_worker(support::worker(1, 500), &redis.url(), "q").await;
+    assert_eq!(redis.command("HSET offload:{q}:payloads m-1 stored"), ":1");
+    let added = redis.command("XADD offload:{q}:jobs:normal * job m-1 reply offload:{q}:reply:c9");
+    assert!(added.starts_with('$'), "{added}");
+    support::eventually(Duration::from_secs(10), "one dead letter", || {
+        let url = redis.url();
+        async move { support::dead_letters(&url, "q").await.len() == 1 }
+    })
+    .await;
+    assert_eq!(redis.command("HLEN offload:{q}:payloads"), ":0");
+    assert_eq!(redis.command("XLEN offload:{q}:reply:c9"), ":1");
+    let stats = fleet.queue_stats().await.expect("stats");
+    assert_eq!((stats.dead_lettered, stats.backlog), (1, 0));
+    worker.stop().await;
+}
