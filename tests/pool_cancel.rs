@@ -447,3 +447,38 @@ async fn an_input_that_panics_when_dropped_is_still_withdrawn_and_counted() {
         },
     );
 }
+
+/// A task the queue-delay policy sheds is resolved unrun on a pool thread. One whose input
+/// panics when dropped there must not take the thread's drainer down with it: before, the
+/// drainer unwound holding its slot, every task queued behind it waited forever and
+/// `shutdown` never returned.
+#[tokio::test]
+async fn an_input_that_panics_when_shed_strands_nothing() {
+    let pool = Pool::builder()
+        .threads(1)
+        .queue_delay(Duration::from_millis(1), Duration::from_millis(20))
+        .build()
+        .unwrap();
+    let nap = || std::thread::sleep(Duration::from_millis(25));
+    // The first runs at once (or is the first wait over the target, which starts the
+    // interval and is never shed); the second waits 25 ms, over the target (it starts the
+    // interval, or is shed if the first did); the bomb waits 50 ms, at least 25 ms into the
+    // interval, so it is shed, and so is the task after it.
+    let first = pool.try_run(nap).unwrap();
+    let second = pool.try_run(nap).unwrap();
+    let bomb = pool.try_run(Bomb { armed: true }).unwrap();
+    let after = pool.try_run(|| ()).unwrap();
+    assert_eq!(bounded(first).await, Ok(()));
+    let second = bounded(second).await;
+    assert!(
+        matches!(second, Ok(()) | Err(offload::Error::Overloaded { .. })),
+        "{second:?}"
+    );
+    let shed = |r: &Result<_, offload::Error>| matches!(r, Err(offload::Error::Overloaded { .. }));
+    assert!(shed(&bounded(bomb).await), "the bomb is shed");
+    assert!(shed(&bounded(after).await), "the task after it is answered");
+    bounded(pool.shutdown()).await;
+    let m = pool.metrics();
+    assert_eq!((m.submitted, m.completed + m.shed), (4, 4), "{m:?}");
+    assert!(m.shed >= 2 && m.is_settled(), "{m:?}");
+}

@@ -310,25 +310,16 @@ impl Scheduler {
             if abandoned {
                 self.backlog.ended(charge);
                 // The pool was dropped with this job queued: it resolves as closed, unrun.
-                drop(job);
+                guarded(|| drop(job));
                 continue;
             }
             if self.sheds(&job, now) || self.doomed(&job) {
                 self.backlog.ended(charge);
-                job.shed(self.retry_after());
+                let retry_after = self.retry_after();
+                guarded(|| job.shed(retry_after));
                 continue;
             }
-            // Jobs run their tasks under their own panic guards; this one covers the rest,
-            // such as an output whose `Drop` panics, so the counts in the state word stay
-            // exact.
-            match panic::catch_unwind(AssertUnwindSafe(|| job.run(&self.recorder, now))) {
-                Ok(ended) => now = ended,
-                Err(payload) => {
-                    let message = job::panic_message(payload.as_ref());
-                    tracing::error!(%message, "offload: panic while finishing a task");
-                    now = time::stamp();
-                }
-            }
+            now = guarded(|| job.run(&self.recorder, now)).unwrap_or_else(time::stamp);
             self.backlog.ended(charge);
             if job::task_running_here() {
                 // Nested (see above): still an active drainer, with a task to retire.
@@ -461,6 +452,22 @@ impl Scheduler {
         // Dropping the rayon pool tells its threads to exit once idle; they are idle now.
         drop(rayon);
         self.exits.reached_zero().await;
+    }
+}
+
+/// Runs one job's last step (its run, or its resolution unrun) under a panic guard. Tasks
+/// run under their own guards; this one catches the rest, such as an input or output whose
+/// `Drop` panics, so that the drainer goes on and the counts in the state word stay exact
+/// (a drainer unwound mid-loop would hold its slot forever: queued work would stall and
+/// `shutdown` would never return). `None` when it panicked (logged).
+fn guarded<R>(step: impl FnOnce() -> R) -> Option<R> {
+    match panic::catch_unwind(AssertUnwindSafe(step)) {
+        Ok(value) => Some(value),
+        Err(payload) => {
+            let message = job::panic_message(payload.as_ref());
+            tracing::error!(%message, "offload: panic while finishing a task");
+            None
+        }
     }
 }
 
