@@ -249,7 +249,6 @@ impl<O> fmt::Debug for Pending<O> {
 
 /// A [`TaskHandle`]'s own way to its pool: the counters, and the scheduler held weakly, so a
 /// forgotten handle never keeps the threads alive.
-#[derive(Clone)]
 pub(crate) struct Link {
     pub(crate) counters: Arc<Counters>,
     /// `Weak::new()` for an inline pool.

@@ -3,7 +3,7 @@
 
 // The path of one task, top to bottom: `pool` -> `run` (or `batch`) -> `backend::submit` ->
 // `scheduler` (admit, enqueue, drain) -> `job` (run the task, send the result) -> back
-// through `handle`. Leaves: `task`, `priority`, `error`, `time`, `countdown`, `shard`, `metrics`.
+// through `handle`. Leaves: `task`, `priority`, `error`, `time`, `countdown`, `metrics`.
 
 mod backend;
 mod batch;
@@ -20,7 +20,6 @@ mod priority;
 mod run;
 mod runner;
 mod scheduler;
-mod shard;
 mod task;
 mod time;
 

@@ -111,9 +111,11 @@ async fn a_worker_holding_many_jobs_still_owns_each_one_it_finishes() {
     let calls: Vec<_> = (0..150u64)
         .map(|n| tokio::spawn(fleet.run(Echo(n)).into_future()))
         .collect();
-    while fleet.queue_stats().await.expect("stats").backlog < 150 {
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
+    support::eventually(Duration::from_secs(10), "all 150 queued", || {
+        let fleet = fleet.clone();
+        async move { fleet.queue_stats().await.is_ok_and(|s| s.backlog == 150) }
+    })
+    .await;
     let worker = support::spawn_worker(support::worker(1, 5_000).prefetch(100), &url, "q").await;
     for (n, call) in calls.into_iter().enumerate() {
         assert_eq!(call.await.expect("no panic"), Ok(n as u64));

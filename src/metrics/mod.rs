@@ -19,7 +19,6 @@ use hdrhistogram::Histogram;
 use serde::Serialize;
 
 use crate::error::Error;
-use crate::shard::Sharded;
 
 /// One hour in nanoseconds: longer waits and runs are recorded as one hour.
 const HIGHEST_NS: u64 = 3_600_000_000_000;
@@ -89,16 +88,13 @@ impl Outcome {
     }
 }
 
-/// Where each count is in the shards: the outcomes first, in [`Outcome::ALL`] order.
-const SUBMITTED: usize = 5;
-const REJECTED: usize = 6;
-
 /// Submission and outcome counters. Outcomes are counted where the caller learns them (so
-/// they match what callers saw); `submitted` and `rejected` at admission. Sharded: every
-/// task counts twice, on its caller's thread.
+/// they match what callers saw); `submitted` and `rejected` at admission.
 #[derive(Debug, Default)]
 pub(crate) struct Counters {
-    counts: Sharded<7>,
+    submitted: AtomicU64,
+    rejected: AtomicU64,
+    ended: [AtomicU64; 5],
     #[cfg(feature = "metrics")]
     facade: Option<facade::Counters>,
 }
@@ -114,7 +110,7 @@ impl Counters {
     }
 
     pub(crate) fn submitted(&self) {
-        self.counts.add(SUBMITTED, 1);
+        self.submitted.fetch_add(1, Ordering::Relaxed);
         #[cfg(feature = "metrics")]
         if let Some(f) = &self.facade {
             f.submitted.increment(1);
@@ -122,7 +118,7 @@ impl Counters {
     }
 
     pub(crate) fn rejected(&self, tasks: u64) {
-        self.counts.add(REJECTED, tasks);
+        self.rejected.fetch_add(tasks, Ordering::Relaxed);
         #[cfg(feature = "metrics")]
         if let Some(f) = &self.facade {
             f.rejected.increment(tasks);
@@ -130,7 +126,7 @@ impl Counters {
     }
 
     pub(crate) fn ended(&self, outcome: Outcome) {
-        self.counts.add(outcome as usize, 1);
+        self.ended[outcome as usize].fetch_add(1, Ordering::Relaxed);
         #[cfg(feature = "metrics")]
         if let Some(f) = &self.facade {
             f.ended[outcome as usize].increment(1);
@@ -138,7 +134,7 @@ impl Counters {
     }
 
     fn load(&self, outcome: Outcome) -> u64 {
-        self.counts.sum(outcome as usize)
+        self.ended[outcome as usize].load(Ordering::Relaxed)
     }
 }
 
@@ -499,13 +495,13 @@ impl Metrics {
         Metrics {
             threads: gauges.threads as u64,
             queue_capacity: gauges.capacity as u64,
-            submitted: counters.counts.sum(SUBMITTED),
+            submitted: counters.submitted.load(Ordering::Relaxed),
             completed,
             panicked,
             cancelled,
             timed_out,
             shed,
-            rejected: counters.counts.sum(REJECTED),
+            rejected: counters.rejected.load(Ordering::Relaxed),
             queued: gauges.queued,
             running: gauges.running,
             overall: TaskLatency::of(&all),

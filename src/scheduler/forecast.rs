@@ -19,18 +19,14 @@ use crossbeam_utils::CachePadded;
 use crate::job::Charge;
 #[cfg(test)]
 use crate::priority::Priority;
-use crate::shard::Sharded;
-
-/// Where the running tasks' time is in [`Backlog::ns`]; the queues come first.
-const RUNNING: usize = 3;
 
 #[derive(Debug, Default)]
 pub(crate) struct Backlog {
-    /// Expected nanoseconds of queued work per queue (highest priority first, indexed by
-    /// [`Charge::queue`]), then of the running tasks, whole. Sharded: written at every
-    /// submission, start and end of a task, read only by forecasts.
-    ns: Sharded<4>,
-    /// Summed cost of the queued tasks: a bound, so one atomic that admission reserves from.
+    /// Expected nanoseconds of queued work, per queue (highest priority first).
+    queued_ns: [CachePadded<AtomicU64>; 3],
+    /// Expected nanoseconds of the running tasks, whole.
+    running_ns: CachePadded<AtomicU64>,
+    /// Summed cost of the queued tasks.
     queued_cost: CachePadded<AtomicU64>,
 }
 
@@ -73,33 +69,36 @@ impl Backlog {
 
     /// The task is queued now.
     pub(crate) fn queued(&self, charge: Charge) {
-        self.ns.add(charge.queue, charge.expected_ns);
+        self.queued_ns[charge.queue].fetch_add(charge.expected_ns, Ordering::Relaxed);
     }
 
     /// The task left the queue unrun (its caller took it back).
     pub(crate) fn dequeued(&self, charge: Charge) {
-        self.ns.sub(charge.queue, charge.expected_ns);
+        self.queued_ns[charge.queue].fetch_sub(charge.expected_ns, Ordering::Relaxed);
     }
 
     /// The task left the queue and runs now.
     pub(crate) fn started(&self, charge: Charge) {
-        self.ns.sub(charge.queue, charge.expected_ns);
-        self.ns.add(RUNNING, charge.expected_ns);
+        self.queued_ns[charge.queue].fetch_sub(charge.expected_ns, Ordering::Relaxed);
+        self.running_ns
+            .fetch_add(charge.expected_ns, Ordering::Relaxed);
     }
 
     /// The task is done with.
     pub(crate) fn ended(&self, charge: Charge) {
-        self.ns.sub(RUNNING, charge.expected_ns);
+        self.running_ns
+            .fetch_sub(charge.expected_ns, Ordering::Relaxed);
     }
 
     /// How long until a task queued now at `queue` would start, on `threads` threads:
     /// everything queued at its priority or above, plus half of what runs (on average a
     /// running task is half done), shared over the threads.
     pub(crate) fn wait_at(&self, queue: usize, threads: u64) -> Duration {
-        let ahead: u64 = (0..=queue)
-            .map(|q| self.ns.sum_at_least_zero(q))
+        let ahead: u64 = self.queued_ns[..=queue]
+            .iter()
+            .map(|q| q.load(Ordering::Relaxed))
             .fold(0, u64::saturating_add);
-        let running = self.ns.sum_at_least_zero(RUNNING) / 2;
+        let running = self.running_ns.load(Ordering::Relaxed) / 2;
         Duration::from_nanos(ahead.saturating_add(running) / threads.max(1))
     }
 
