@@ -5,7 +5,7 @@
 //! estimates taken seconds apart.
 //!
 //! ```text
-//! cargo bench --bench dispatch_ab -- [group] [rounds]
+//! cargo bench --bench dispatch_ab -- [group] [rounds] [offload|rayon]
 //! ```
 //!
 //! Groups, named as in `benches/dispatch.rs`: from a current-thread tokio runtime,
@@ -14,6 +14,11 @@
 //! worker per core, each call its own tokio task, `e`, `f` and `g` the same. Default: `f`, 31
 //! rounds. The ratio printed is offload's throughput over rayon + oneshot's (above 1: offload
 //! is faster).
+//!
+//! With a third argument only that variant runs (no warm-up of the other, no ratio): for a
+//! profiler (`perf record`, `valgrind --tool=callgrind`) that must see one side alone. The
+//! baseline's threads are named `rayon-N` and offload's `offload-N`, so `perf report
+//! --sort comm` splits the time between the caller's runtime, the pool and the baseline.
 // Its report is its output.
 #![allow(clippy::print_stdout)]
 
@@ -96,6 +101,15 @@ fn main() {
         std::process::exit(2);
     };
     let rounds: usize = args.get(1).and_then(|r| r.parse().ok()).unwrap_or(31);
+    let only = match args.get(2).map(String::as_str) {
+        None => None,
+        Some("offload") => Some(true),
+        Some("rayon") => Some(false),
+        Some(other) => {
+            eprintln!("unknown variant {other:?}: offload or rayon");
+            std::process::exit(2);
+        }
+    };
     let threads = num_cpus::get();
     let runtime = if g.multi_thread {
         tokio::runtime::Builder::new_multi_thread()
@@ -114,6 +128,7 @@ fn main() {
     let rayon = Arc::new(
         rayon::ThreadPoolBuilder::new()
             .num_threads(threads)
+            .thread_name(|i| format!("rayon-{i}"))
             .build()
             .expect("rayon"),
     );
@@ -138,6 +153,20 @@ fn main() {
             started.elapsed()
         })
     };
+    let per_call = |v: Vec<f64>| median(v) / g.calls as f64 * 1e6;
+    if let Some(offload) = only {
+        let times = (0..rounds).map(|_| timed(offload).as_secs_f64()).collect();
+        let variant = if offload {
+            "offload"
+        } else {
+            "rayon + oneshot"
+        };
+        println!(
+            "group {name}, {variant} alone: {:.2} µs per call (median of {rounds} rounds)",
+            per_call(times)
+        );
+        return;
+    }
     for _ in 0..3 {
         timed(true);
         timed(false);
@@ -155,7 +184,6 @@ fn main() {
         offload_s.push(o.as_secs_f64());
         rayon_s.push(y.as_secs_f64());
     }
-    let per_call = |v: Vec<f64>| median(v) / g.calls as f64 * 1e6;
     println!(
         "group {name}: offload / rayon + oneshot throughput {:.3}x (median of {rounds} \
          interleaved rounds); per call: offload {:.2} µs, rayon + oneshot {:.2} µs (medians)",
