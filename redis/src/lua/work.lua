@@ -134,11 +134,17 @@ for i = 1, 3 do
     end
 end
 
--- Taking.
-for _, member in ipairs(redis.call('ZRANGEBYSCORE', KEYS[4], '-inf', now, 'LIMIT', 0, 100)) do
-    local held = cmsgpack.unpack(member)
-    redis.call('XADD', KEYS[held[1]], '*', unpack(held, 2))
-    redis.call('ZREM', KEYS[4], member)
+-- Taking. Retries that fell due go back to their streams first. The earliest one is looked
+-- at before anything is promoted (usually none is due: one call instead of two), and what
+-- is left tells the worker when to look again. Nothing below adds to the delayed set.
+local first = redis.call('ZRANGE', KEYS[4], 0, 0, 'WITHSCORES')
+if first[2] and tonumber(first[2]) <= now then
+    for _, member in ipairs(redis.call('ZRANGEBYSCORE', KEYS[4], '-inf', now, 'LIMIT', 0, 100)) do
+        local held = cmsgpack.unpack(member)
+        redis.call('XADD', KEYS[held[1]], '*', unpack(held, 2))
+        redis.call('ZREM', KEYS[4], member)
+    end
+    first = redis.call('ZRANGE', KEYS[4], 0, 0, 'WITHSCORES')
 end
 
 local out = {}
@@ -268,6 +274,5 @@ if n > 0 and #out == 0 then
         last[i] = top[1] and top[1][1] or '0-0'
     end
 end
-local first = redis.call('ZRANGE', KEYS[4], 0, 0, 'WITHSCORES')
 local due = first[2] and tonumber(first[2]) or -1
 return {ended, out, last, due}
