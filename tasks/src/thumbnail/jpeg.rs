@@ -11,6 +11,7 @@ use image::metadata::Orientation;
 use super::raster::Raster;
 use super::{Limits, SourceFormat, ThumbnailError};
 
+mod dc;
 #[cfg(not(feature = "turbojpeg"))]
 mod libjpeg;
 #[cfg(not(feature = "turbojpeg"))]
@@ -322,8 +323,20 @@ pub(crate) fn decode_scaled(
         return Err(corrupt(format!("more than {SCAN_LIMIT} scans")));
     }
     let denom = shrink(header, crop, out);
-    let raster = backend::decode(bytes, header, denom)?;
+    // At 1/8 the DC coefficients are the image: the common layout skips the rest (see
+    // `dc`); any other file, or one that path does not take as well-formed, goes to the
+    // backend, which decodes or refuses it.
+    let fast = (denom == 8).then(|| dc::decode(bytes)).flatten();
+    let raster = match fast {
+        Some(raster) if (raster.width, raster.height) == eighth(header) => raster,
+        _ => backend::decode(bytes, header, denom)?,
+    };
     Ok((raster, 1.0 / f64::from(denom)))
+}
+
+/// The size of a 1/8 decode: each side over 8, rounded up.
+fn eighth(header: &Header) -> (u32, u32) {
+    (header.width.div_ceil(8), header.height.div_ceil(8))
 }
 
 /// CMYK to RGB. Adobe software writes CMYK JPEGs with inverted values (ink-free is 255);

@@ -186,7 +186,10 @@ impl std::fmt::Display for SourceFormat {
 ///   bytes x `max_pixels` (at least 64 MiB), and a Huffman-coded file must carry at least
 ///   a bit for each block of its first scan, so a 2 KB progressive file declaring
 ///   10000x10000 is refused before libjpeg-turbo allocates 600 MB. (Arithmetic-coded files
-///   can spend less than a bit a block and get the budget only.)
+///   can spend less than a bit a block and get the budget only.) At 1/8 scale a
+///   single-scan baseline file is first read from its DC coefficients alone, which holds a
+///   byte per block and a copy of the entropy-coded data (at most the input) besides the
+///   output.
 /// - The `image` decoders (GIF, WebP) run with an allocation cap of 8 bytes x
 ///   `max_pixels` (at least 64 MiB).
 ///
