@@ -327,6 +327,10 @@ pub(crate) fn decode_scaled(
     // `dc`); any other file, or one that path does not take as well-formed, goes to the
     // backend, which decodes or refuses it.
     let fast = (denom == 8).then(|| dc::decode(bytes)).flatten();
+    if let Some(raster) = &fast {
+        // The fast path reads the same header: a different size would be its bug.
+        debug_assert_eq!((raster.width, raster.height), eighth(header));
+    }
     let raster = match fast {
         Some(raster) if (raster.width, raster.height) == eighth(header) => raster,
         _ => backend::decode(bytes, header, denom)?,

@@ -8,8 +8,8 @@
 //! both fit in the lookup, so skipping one or two is a shift; nothing is stored, dequantised
 //! or transformed. On that photo this is 1.2-1.27x libjpeg-turbo's 1/8 decode.
 //!
-//! Only the common layout takes this path: one interleaved baseline scan (SOF0/SOF1,
-//! 8-bit) of one or three components, YCbCr or grey, with or without restart intervals.
+//! Only the common layout takes this path: one baseline scan (SOF0/SOF1, 8-bit) holding
+//! every component of the image, grey or YCbCr, with or without restart intervals.
 //! Anything else, and anything unexpected in a file of that layout (a code no table has,
 //! data that ends early, a wrong restart marker, no end marker after the scan), returns
 //! `None`: the general decoder then decodes the file or refuses it with its typed error,
@@ -17,8 +17,14 @@
 //!
 //! The output is libjpeg's own 1/8 decode, sample for sample: the same rounding of the DC
 //! value, the same colour conversion, and chroma with fewer blocks than luma replicated as
-//! libjpeg does at that scale. The one layout where libjpeg does more (4:2:0, whose chroma
-//! it decodes at 1/4 with a 2x2 inverse DCT) is left to it.
+//! libjpeg does at that scale. Where libjpeg does more (a component with half the blocks of
+//! the largest both ways, as 4:2:0 chroma, which it decodes at 1/4 with a 2x2 inverse DCT)
+//! or refuses (sampling factors that do not divide the largest), the file is left to it.
+//!
+//! Memory is one byte per block plus a copy of one entropy-coded segment (at most the
+//! input); the block count comes from the header, so this relies on the caller's checks
+//! that the pixel count is within the limits and that the data can hold the first scan
+//! (`jpeg::decode_scaled`).
 
 use super::super::raster::Raster;
 
@@ -198,7 +204,9 @@ fn fill_skip(single: &mut [u16], code: u32, length: u32, symbol: u8) {
     let advance = match (run, size) {
         (0, 0) => 64,
         (15, 0) => 16,
-        (_, 0) => return, // Not a valid AC symbol: left to the slow path, which refuses it.
+        // Not a valid AC symbol (libjpeg reads it as end of block): left to the slow path,
+        // which gives up on the file.
+        (_, 0) => return,
         _ => run + 1,
     };
     let bits = length + size;
@@ -242,7 +250,8 @@ impl<'a> Bits<'a> {
         }
     }
 
-    /// Tops the buffer up to at least 56 valid bits.
+    /// Tops the buffer up to at least 56 valid bits. Call it only with fewer than 57
+    /// (`word >> count` needs `count < 64`); every caller does so below 24.
     #[inline(always)]
     fn refill(&mut self) {
         if let Some(word) = self.data.get(self.at..self.at + 8) {
@@ -305,10 +314,19 @@ impl<'a> Bits<'a> {
 
     /// Whether the blocks took the data exactly, up to the padding bits of its last byte:
     /// not more (the data was cut short) and not a whole byte less (bytes left over before
-    /// the marker, which libjpeg reports as corrupt data).
+    /// the marker: libjpeg reports those before a restart marker as corrupt data; before the
+    /// end of the image it may drop a few silently, so this is stricter there).
     fn ended_with_the_data(&self) -> bool {
-        let consumed = self.at as u64 * 8 - u64::from(self.count);
-        consumed.div_ceil(8) == self.len as u64
+        self.consumed().div_ceil(8) == self.len as u64
+    }
+
+    /// Whether more bits were taken than the data holds (the rest came from the padding).
+    fn overran(&self) -> bool {
+        self.consumed() > self.len as u64 * 8
+    }
+
+    fn consumed(&self) -> u64 {
+        self.at as u64 * 8 - u64::from(self.count)
     }
 }
 
@@ -425,7 +443,10 @@ impl File {
                     }
                 }
                 // Adobe: its transform flag says whether three components are YCbCr (1).
-                0xEE if payload.starts_with(b"Adobe") => adobe_transform = payload.get(11).copied(),
+                // A segment too short to hold the flag is ignored, as libjpeg does.
+                0xEE if payload.starts_with(b"Adobe") && payload.len() >= 12 => {
+                    adobe_transform = Some(payload[11]);
+                }
                 0xDA => {
                     let (width, height, spec) = frame?;
                     let count = usize::from(*payload.first()?);
@@ -494,6 +515,11 @@ impl File {
                         .iter()
                         .any(|c| max_h % (2 * c.1) == 0 && max_v % (2 * c.2) == 0)
                     {
+                        return None;
+                    }
+                    // Factors that do not divide the largest (Y 3x1 with Cb 2x1): libjpeg
+                    // refuses to upsample those.
+                    if spec.iter().any(|c| max_h % c.1 != 0 || max_v % c.2 != 0) {
                         return None;
                     }
                     // A single-component scan is not interleaved: one block per unit.
@@ -589,6 +615,10 @@ impl File {
                     }
                 }
                 mcu += 1;
+                // Data cut short: give up now rather than decode the padding to the end.
+                if bits.overran() {
+                    return None;
+                }
             }
             if !bits.ended_with_the_data() {
                 return None;
@@ -853,6 +883,36 @@ mod tests {
                 );
             }
         }
+    }
+
+    /// Headers libjpeg reads in a way this path does not reproduce: it must step aside.
+    #[test]
+    fn headers_libjpeg_reads_its_own_way_are_left_to_it() {
+        let plain = encode(SamplingFactor::R_4_4_4, 0, false);
+        // Sampling factors that do not divide the largest (Y 3x1, Cb 2x1, Cr 1x1), which
+        // libjpeg refuses to upsample.
+        let mut uneven = plain.clone();
+        let sof = uneven
+            .windows(2)
+            .position(|w| w == [0xFF, 0xC0])
+            .expect("a baseline frame header");
+        for (c, factors) in [0x31, 0x21, 0x11].into_iter().enumerate() {
+            uneven[sof + 11 + 3 * c] = factors;
+        }
+        assert!(File::parse(&uneven).is_none());
+        // No JFIF segment, an Adobe segment saying RGB (transform 0), then one too short to
+        // say anything, which libjpeg ignores: the file is RGB to libjpeg.
+        let app0 = 4 + usize::from(u16::from_be_bytes([plain[4], plain[5]]));
+        assert_eq!(plain[2..4], [0xFF, 0xE0], "a JFIF segment to take out");
+        let mut adobe = plain[..2].to_vec();
+        adobe.extend_from_slice(&[0xFF, 0xEE, 0x00, 0x0E]);
+        adobe.extend_from_slice(b"Adobe\x00\x64\x00\x00\x00\x00\x00");
+        adobe.extend_from_slice(&[0xFF, 0xEE, 0x00, 0x07]);
+        adobe.extend_from_slice(b"Adobe");
+        adobe.extend_from_slice(&plain[2 + app0 - 2..]);
+        let rgb = reference(&adobe);
+        assert_eq!(rgb.width, 26, "the general decoder takes it");
+        assert!(decode(&adobe).is_none());
     }
 
     #[test]
