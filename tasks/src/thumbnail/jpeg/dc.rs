@@ -6,7 +6,8 @@
 //! megapixel photo, `perf`). Here the AC coefficients are only skipped: one table lookup gives
 //! the length of a coefficient's code and value bits together, and of the next one's too when
 //! both fit in the lookup, so skipping one or two is a shift; nothing is stored, dequantised
-//! or transformed. On that photo this is 1.2-1.27x libjpeg-turbo's 1/8 decode.
+//! or transformed. On that photo this is 1.2-1.27x libjpeg-turbo's (without SIMD) 1/8
+//! decode; README's thumbnail section has the comparison with sharp, before and after.
 //!
 //! Only the common layout takes this path: one baseline scan (SOF0/SOF1, 8-bit) holding
 //! every component of the image, grey or YCbCr, with or without restart intervals.
@@ -27,6 +28,7 @@
 //! (`jpeg::decode_scaled`).
 
 use super::super::raster::Raster;
+use super::segments;
 
 /// Bits the lookup tables index by. Codes and code + value pairs longer than this take the
 /// slow path (rare in photos: short codes are the frequent ones by construction).
@@ -42,7 +44,6 @@ pub(super) fn decode(bytes: &[u8]) -> Option<Raster> {
 }
 
 /// A Huffman table (ITU T.81 annex C), with the lookups this decoder uses.
-#[derive(Clone)]
 struct Table {
     /// By the next [`LOOKUP_BITS`] bits: `length << 8 | symbol`, or 0 when the code is longer.
     symbol: Box<[u16; LOOKUP]>,
@@ -180,36 +181,37 @@ impl Table {
                 k = end;
                 continue;
             }
+            // A code or code + value too long for the lookup.
             let symbol = self.decode(bits)?;
-            let (run, size) = (u32::from(symbol >> 4), u32::from(symbol & 15));
-            match (run, size) {
-                (0, 0) => return Some(()),
-                (15, 0) => k += 16,
-                (_, 0) => return None,
-                _ => {
-                    bits.consume(size);
-                    k += run + 1;
-                }
-            }
+            k += ac_advance(symbol)?;
+            bits.consume(u32::from(symbol & 15));
         }
-        // A run that overshoots the block's end ends it, as in libjpeg.
+        // An end of block, or a run that reaches or overshoots the block's end (which
+        // ends it, as in libjpeg).
         Some(())
     }
 }
 
+/// How far an AC symbol moves through the block: its run plus one for a coefficient, 16
+/// for ZRL, 64 for end of block. `None` for a run with no value other than ZRL, which
+/// libjpeg reads as end of block: this path gives up on the file instead.
+fn ac_advance(symbol: u8) -> Option<u32> {
+    match (u32::from(symbol >> 4), symbol & 15) {
+        (0, 0) => Some(64),
+        (15, 0) => Some(16),
+        (_, 0) => None,
+        (run, _) => Some(run + 1),
+    }
+}
+
 /// Fills the skip entries of an AC code of `length` bits: every value of the value bits
-/// that follow it (their count is the symbol's low nibble) gives the same skip.
+/// that follow it (their count is the symbol's low nibble) gives the same skip. Symbols
+/// [`ac_advance`] refuses are left to the slow path, which refuses them too.
 fn fill_skip(single: &mut [u16], code: u32, length: u32, symbol: u8) {
-    let (run, size) = (u32::from(symbol >> 4), u32::from(symbol & 15));
-    let advance = match (run, size) {
-        (0, 0) => 64,
-        (15, 0) => 16,
-        // Not a valid AC symbol (libjpeg reads it as end of block): left to the slow path,
-        // which gives up on the file.
-        (_, 0) => return,
-        _ => run + 1,
+    let Some(advance) = ac_advance(symbol) else {
+        return;
     };
-    let bits = length + size;
+    let bits = length + u32::from(symbol & 15);
     if bits > LOOKUP_BITS {
         return;
     }
@@ -334,8 +336,8 @@ impl<'a> Bits<'a> {
 struct Component {
     h: usize,
     v: usize,
-    /// Quantisation table index.
-    quant: usize,
+    /// Its quantisation table's DC step.
+    step: i32,
     dc_table: usize,
     ac_table: usize,
 }
@@ -348,8 +350,6 @@ struct File {
     width: usize,
     height: usize,
     components: Vec<Component>,
-    /// Each quantisation table's DC step.
-    dc_steps: [i32; 4],
     dc_tables: [Option<Table>; 4],
     ac_tables: [Option<Table>; 4],
     restart_interval: usize,
@@ -362,7 +362,6 @@ impl File {
         if bytes.get(..2)? != [0xFF, 0xD8] {
             return None;
         }
-        let mut at = 2;
         let mut dc_steps = [0i32; 4];
         // Tables are kept as the file states them and built only once a scan uses them
         // (as libjpeg does): a file of many tables costs a copy of each, not a build.
@@ -371,23 +370,9 @@ impl File {
         let mut restart_interval = 0;
         let mut frame: Option<(usize, usize, Vec<FrameComponent>)> = None;
         let mut adobe_transform = None;
-        loop {
-            while bytes.get(at) == Some(&0xFF) && bytes.get(at + 1) == Some(&0xFF) {
-                at += 1;
-            }
-            if *bytes.get(at)? != 0xFF {
-                return None;
-            }
-            let marker = *bytes.get(at + 1)?;
-            let len = usize::from(u16::from_be_bytes([
-                *bytes.get(at + 2)?,
-                *bytes.get(at + 3)?,
-            ]));
-            if len < 2 {
-                return None;
-            }
-            let payload = bytes.get(at + 4..at + 2 + len)?;
-            at += 2 + len;
+        // The marker segments as `jpeg::segments` walks them, which (as libjpeg) passes over
+        // fill bytes and parameterless markers and stops at anything malformed.
+        for (marker, payload, after) in segments(bytes) {
             match marker {
                 // Baseline and extended sequential Huffman; 8-bit samples only.
                 0xC0 | 0xC1 => {
@@ -457,15 +442,11 @@ impl File {
                     {
                         return None;
                     }
-                    if spec.len() == 3 && adobe_transform.is_some_and(|t| t != 1) {
+                    // Three components are YCbCr unless an Adobe segment says otherwise or,
+                    // without one, their ids are 'R' 'G' 'B' (as libjpeg reads them).
+                    let rgb_ids = spec.iter().map(|c| c.0).eq(*b"RGB");
+                    if spec.len() == 3 && adobe_transform.map_or(rgb_ids, |t| t != 1) {
                         return None;
-                    }
-                    if spec.len() == 3 && adobe_transform.is_none() {
-                        // No JFIF-style hint either way: libjpeg takes ids 'R' 'G' 'B' as RGB.
-                        let ids: Vec<u8> = spec.iter().map(|c| c.0).collect();
-                        if ids == b"RGB" {
-                            return None;
-                        }
                     }
                     let mut components = Vec::with_capacity(count);
                     let mut dc_tables: [Option<Table>; 4] = Default::default();
@@ -482,9 +463,10 @@ impl File {
                         }
                         if dc_tables[dc_table].is_none() {
                             let (counts, symbols) = dc_raw[dc_table]?;
-                            // A DC table's symbols are bit counts: libjpeg refuses one
-                            // above 15.
-                            if symbols.iter().any(|&s| s > 15) {
+                            // A DC table's symbols are the bit counts of differences:
+                            // libjpeg refuses one above 15, and an 8-bit image has none
+                            // above 11 (a table with one is left to libjpeg).
+                            if symbols.iter().any(|&s| s > 11) {
                                 return None;
                             }
                             dc_tables[dc_table] = Some(Table::new(counts, symbols)?);
@@ -493,13 +475,14 @@ impl File {
                             let (counts, symbols) = ac_raw[ac_table]?;
                             ac_tables[ac_table] = Some(Table::new(counts, symbols)?);
                         }
-                        if dc_steps[quant] == 0 {
+                        let step = dc_steps[quant];
+                        if step == 0 {
                             return None;
                         }
                         components.push(Component {
                             h,
                             v,
-                            quant,
+                            step,
                             dc_table,
                             ac_table,
                         });
@@ -531,19 +514,20 @@ impl File {
                         width,
                         height,
                         components,
-                        dc_steps,
                         dc_tables,
                         ac_tables,
                         restart_interval,
-                        data: at,
+                        data: bytes.len() - after,
                     });
                 }
                 // Application data and comments are skipped.
                 0xE0..=0xEF | 0xFE => {}
-                // Anything else (standalone or reserved markers, DNL, DAC) is left to libjpeg.
+                // Anything else (reserved markers, DNL, a second SOI) is left to libjpeg.
                 _ => return None,
             }
         }
+        // Malformed, or no scan.
+        None
     }
 
     fn max_sampling(&self) -> (usize, usize) {
@@ -583,7 +567,7 @@ impl File {
             .map(|c| {
                 let dc = self.dc_tables[c.dc_table].as_ref()?;
                 let ac = self.ac_tables[c.ac_table].as_ref()?;
-                Some((dc, ac, self.dc_steps[c.quant], c.h, c.v))
+                Some((dc, ac, c.step, c.h, c.v))
             })
             .collect::<Option<Vec<_>>>()?;
         let mut segments = Segments::new(bytes, self.data);
@@ -603,10 +587,8 @@ impl File {
                     for by in 0..v {
                         let row = (my * v + by) * plane.width + mx * h;
                         for bx in 0..h {
+                            // At most 11 bits: checked where the table was built.
                             let size = u32::from(dc.decode(&mut bits)?);
-                            if size > 11 {
-                                return None;
-                            }
                             // Wrapping, as in libjpeg, for corrupt data.
                             predictors[c] = predictors[c].wrapping_add(bits.receive_extend(size));
                             ac.skip_ac(&mut bits)?;
